@@ -1,0 +1,98 @@
+"""Candidates for RewardSDS: N noisy copies at ONE shared t, one batched prior call, S-step preview.
+
+The prior call at t is the one the SDS gradient needs anyway; its cond/uncond halves give the
+preview's first step (preview CFG, e.g. 7.5) and the SDS gradient (SDS CFG, e.g. 100) with no
+second evaluation (the official code repeats it per candidate in 3D).
+
+Preview (paper Eq. 4, "denoise each x_t^i with S steps"): S = 1 is the exact one-step prediction
+``x0_hat = (x_t - sqrt(1-a_t) eps_hat) / sqrt(a_t)``. S > 1 runs DDIM with eta = 0 (Song et al.
+2021, Eq. 12) on the grid ``tau_i = round(t (S - i) / S)``, i = 0..S-1, which *starts at t itself*
+(the official 2D code starts at the nearest grid step <= t, up to 65 steps off), and ends with the
+x0 prediction at the last grid point (alpha_bar = 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .priors.base import DiffusionPrior, EpsPrediction, TextEmbedding
+
+
+@dataclass
+class Candidates:
+    t: int
+    eps: torch.Tensor  # [B*N, C, H, W] the noises
+    x_t: torch.Tensor  # [B*N, C, H, W]
+    pred: EpsPrediction  # the prior's cond/uncond epsilon at t, [B*N, ...] each
+    prior_calls: int = 1
+
+
+def noise_candidates(prior: DiffusionPrior, x0: torch.Tensor, emb: TextEmbedding, t: int, n: int,
+                     generator: torch.Generator | None = None, shared_noise_groups: int = 1,
+                     same_noise_for_batch: bool = False) -> Candidates:
+    """x0 [B,C,H,W] (detached here) -> B*N noisy copies (row b*N + i is image b, noise i), one call.
+
+    emb must have one row per image (B rows); it is repeated N times to match.
+    shared_noise_groups = G splits the batch into G equal groups that get the SAME noises (DDS noises
+    the edited image and its source identically). same_noise_for_batch: candidate i uses one noise
+    for every image of the batch (the views of one 3D scene), so "candidate i" is one thing.
+    """
+    x0 = x0.detach()
+    xs = x0.repeat_interleave(n, 0)
+    ones = [1] * (xs.dim() - 1)
+    per_group = xs.shape[0] // shared_noise_groups
+    rows = n if same_noise_for_batch else per_group
+    eps = torch.randn((rows, *xs.shape[1:]), generator=generator, device="cpu").to(xs.device, xs.dtype)
+    eps = eps.repeat(per_group // rows, *ones).repeat(shared_noise_groups, *ones)
+    tt = torch.full((xs.shape[0],), t, dtype=torch.long, device=xs.device)
+    x_t = prior.add_noise(xs, eps, tt)
+    with torch.no_grad():
+        pred = prior.predict_eps(x_t, tt, emb.repeat(n))
+    return Candidates(t, eps, x_t, pred)
+
+
+def ddim_grid(t: int, steps: int) -> list[int]:
+    """Strictly decreasing grid t = tau_0 > tau_1 > ... (at most `steps` points, all >= 1 except t=0)."""
+    grid = [round(t * (steps - i) / steps) for i in range(steps)]
+    out: list[int] = []
+    for tau in grid:
+        if not out or tau < out[-1]:
+            out.append(tau)
+    return out
+
+
+def x0_from_eps(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    a = alpha_bar.view(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+    return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+
+@torch.no_grad()
+def preview(prior: DiffusionPrior, cands: Candidates, emb: TextEmbedding, steps: int, cfg: float,
+            clip_x0: bool = False) -> tuple[torch.Tensor, int]:
+    """Denoise every candidate to x0_hat with `steps` DDIM (eta=0) steps from t. Returns (x0_hat,
+    extra prior calls). emb: one row per candidate (already repeated).
+
+    clip_x0 clamps each x0 prediction to [-1, 1] and re-derives epsilon from it (diffusers'
+    `clip_sample`), which keeps pixel-space sampling in range; off for the RewardSDS preview.
+    """
+    if steps < 1:
+        raise ValueError(f"denoise steps must be >= 1, got {steps}")
+    ac = prior.alphas_cumprod
+    grid = ddim_grid(cands.t, steps)
+    x, eps_hat, calls = cands.x_t, cands.pred.guided(cfg), 0
+    for i, tau in enumerate(grid):
+        if i > 0:  # the call at tau_0 = t is the shared one
+            tt = torch.full((x.shape[0],), tau, dtype=torch.long, device=x.device)
+            eps_hat = prior.predict_eps(x, tt, emb).guided(cfg)
+            calls += 1
+        a = ac[tau].expand(x.shape[0])
+        x0_hat = x0_from_eps(x, eps_hat, a)
+        if clip_x0:
+            x0_hat = x0_hat.clamp(-1, 1)
+            eps_hat = (x - ac[tau].sqrt() * x0_hat) / (1 - ac[tau]).sqrt()
+        if i + 1 < len(grid):
+            a_prev = ac[grid[i + 1]].to(x.dtype)
+            x = a_prev.sqrt() * x0_hat + (1 - a_prev).sqrt() * eps_hat
+    return x0_hat, calls

@@ -1,0 +1,223 @@
+"""Exports of a radiance field: a coloured mesh (.obj / .glb), a turntable video, a grid of views.
+
+Mesh: marching cubes (Lorensen & Cline 1987; `skimage.measure.marching_cubes`) on the density sampled
+over a resolution^3 lattice spanning the scene box, at the iso-level `level` (default: the mean
+density of the lattice, threestudio's "auto" threshold); each vertex takes the field's colour there.
+Every file is written atomically: into a temporary file in the same folder, then `os.replace`d, so a
+reader never sees half a file. trimesh, scikit-image, imageio and PIL are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .render import SolidBackground, VolumeRenderer, orbit_cameras, turntable_cameras
+from .representations.field import query_grid
+
+FieldFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+WHITE = SolidBackground((1.0, 1.0, 1.0))  # videos and grids: one fixed backdrop, whatever was trained
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix, so writers that go by the extension pick
+    the right format); on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+# --- mesh ------------------------------------------------------------------------------------------
+
+def _bound(field, bound: float | None) -> float:
+    return float(bound if bound is not None else getattr(field, "bound", 1.0))
+
+
+def _device(field) -> torch.device:
+    params = list(field.parameters()) if isinstance(field, torch.nn.Module) else []
+    return params[0].device if params else torch.device("cpu")
+
+
+@torch.no_grad()
+def extract_mesh(field: FieldFn, resolution: int = 64, level: float | None = None,
+                 bound: float | None = None):
+    """A `trimesh.Trimesh` of the iso-surface ``sigma = level`` with RGBA vertex colours (uint8).
+
+    Raises ValueError when the density never crosses the level (an empty or a full box)."""
+    import trimesh
+    from skimage.measure import marching_cubes
+
+    b, dev = _bound(field, bound), _device(field)
+    vol = query_grid(lambda p: field(p)[0], b, resolution, device=dev).numpy()
+    level = float(vol.mean()) if level is None else float(level)
+    if not vol.min() < level < vol.max():
+        raise ValueError(f"the density ({vol.min():.3g}..{vol.max():.3g}) never crosses level {level:.3g}: "
+                         "no surface to extract")
+    step = 2 * b / (resolution - 1)
+    # the lattice is indexed [x, y, z] (query_grid), so vertex columns come out as x, y, z; density
+    # grows inwards, so "ascent" winds the faces counter-clockwise seen from outside (normals out)
+    verts, faces, _, _ = marching_cubes(vol, level=level, spacing=(step, step, step),
+                                        gradient_direction="ascent")
+    verts = verts - b
+    pts = torch.from_numpy(np.ascontiguousarray(verts, dtype=np.float32))
+    rgb = torch.cat([field(pts[k:k + 65536].to(dev))[1].cpu() for k in range(0, len(pts), 65536)])
+    colors = np.concatenate([(rgb.clamp(0, 1).numpy() * 255).round().astype(np.uint8),
+                             np.full((len(verts), 1), 255, np.uint8)], 1)
+    return trimesh.Trimesh(vertices=verts, faces=faces, vertex_colors=colors, process=False)
+
+
+def save_mesh(mesh, path: str | os.PathLike) -> Path:
+    """Write a trimesh mesh; the format follows the suffix (.obj, .glb, .ply, ...)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        mesh.export(str(tmp), file_type=path.suffix.lstrip("."))
+    return path
+
+
+def load_mesh(path: str | os.PathLike):
+    """Load a mesh back as one `trimesh.Trimesh`, without merging or reordering vertices."""
+    import trimesh
+
+    return trimesh.load(str(path), force="mesh", process=False)
+
+
+# --- renders ---------------------------------------------------------------------------------------
+
+def eval_renderer(renderer: VolumeRenderer, n_samples: int | None = None) -> VolumeRenderer:
+    """The same renderer (background and shader shared) with deterministic mid-bin samples."""
+    s = renderer.sampler
+    sampler = dataclasses.replace(s, stratified=False, n_samples=n_samples or s.n_samples)
+    return VolumeRenderer(sampler, renderer.background, renderer.shader, renderer.chunk)
+
+
+@torch.no_grad()
+def render_turntable(field: FieldFn, renderer: VolumeRenderer, n_frames: int = 60, resolution: int = 128,
+                     elevation: float = 15.0, distance: float = 2.75, fov: float = 50.0,
+                     background: Callable | None = WHITE) -> np.ndarray:
+    """Frames [N, H, W, 3] uint8 of one revolution, starting at the front (azimuth 0)."""
+    r = eval_renderer(renderer)
+    cams = turntable_cameras(n_frames, elevation, distance, fov).to(_device(field))
+    frames = [r(field, cams[i], resolution, resolution,
+                background=background, shading=False).image for i in range(n_frames)]
+    return _to_uint8(torch.cat(frames))
+
+
+@torch.no_grad()
+def render_views(field: FieldFn, renderer: VolumeRenderer, azimuths=(0, 45, 90, 135, 180, 225, 270, 315),
+                 resolution: int = 128, elevation: float = 15.0, distance: float = 2.75, fov: float = 50.0,
+                 background: Callable | None = WHITE, shading: bool = False
+                 ) -> np.ndarray:
+    """Images [N, H, W, 3] uint8 at the given azimuths."""
+    r = eval_renderer(renderer)
+    cams = orbit_cameras(elevation, torch.tensor(azimuths, dtype=torch.float32), distance, fov)
+    cams = cams.to(_device(field))
+    imgs = [r(field, cams[i], resolution, resolution, background=background, shading=shading).image
+            for i in range(len(cams))]
+    return _to_uint8(torch.cat(imgs))
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N,3,H,W] in [0,1] -> [N,H,W,3] uint8."""
+    return (images.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+def _write_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
+    import imageio.v2 as imageio
+
+    # yuv420p needs even sides: pad by repeating the last row / column rather than letting the
+    # writer rescale the frames
+    _, h, w, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with imageio.get_writer(str(path), format="FFMPEG", fps=fps, codec="libx264", quality=8,
+                            macro_block_size=2, pixelformat="yuv420p") as writer:
+        for f in frames:
+            writer.append_data(f)
+
+
+def _write_gif(frames: np.ndarray, path: Path, fps: int) -> None:
+    from PIL import Image
+
+    ims = [Image.fromarray(f) for f in frames]
+    ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=max(1, round(1000 / fps)),
+                loop=0)
+
+
+def save_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 24) -> Path:
+    """Write frames [N,H,W,3] uint8 as MP4 (imageio-ffmpeg) when `path` ends in .mp4, falling back to
+    a GIF beside it when ffmpeg is missing or fails; any other suffix writes a GIF. Returns the path
+    actually written."""
+    path = Path(path)
+    if path.suffix.lower() == ".mp4":
+        try:
+            with atomic_path(path) as tmp:
+                _write_mp4(frames, tmp, fps)
+            return path
+        except (ImportError, OSError, RuntimeError):
+            path = path.with_suffix(".gif")
+    with atomic_path(path) as tmp:
+        _write_gif(frames, tmp, fps)
+    return path
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 0) -> np.ndarray:
+    """Tile [N,H,W,3] uint8 into one [rows*H, cols*W, 3] image (row-major, white filler)."""
+    n, h, w, c = images.shape
+    ncols = ncols or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    out = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad, c), 255, np.uint8)
+    for k in range(n):
+        i, j = divmod(k, ncols)
+        out[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = images[k]
+    return out
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format=path.suffix.lstrip(".").upper().replace("JPG", "JPEG"))
+    return path
+
+
+def export_field(field: FieldFn, renderer: VolumeRenderer, out_dir: str | os.PathLike, resolution: int = 128,
+                 n_frames: int = 60, mesh_resolution: int = 64, level: float | None = None,
+                 fps: int = 24) -> dict[str, Path]:
+    """Everything at the end of a run: turntable.mp4 (or .gif), views.png, mesh.obj and mesh.glb.
+    A field with no surface at the level gets no mesh (the other files are still written)."""
+    out_dir = Path(out_dir)
+    files = {"turntable": save_video(render_turntable(field, renderer, n_frames, resolution),
+                                     out_dir / "turntable.mp4", fps),
+             "views": save_image(image_grid(render_views(field, renderer, resolution=resolution), ncols=4),
+                                 out_dir / "views.png")}
+    try:
+        mesh = extract_mesh(field, mesh_resolution, level)
+    except ValueError as e:
+        warnings.warn(f"no mesh exported: {e}", stacklevel=2)
+        return files
+    files["obj"] = save_mesh(mesh, out_dir / "mesh.obj")
+    files["glb"] = save_mesh(mesh, out_dir / "mesh.glb")
+    return files

@@ -1,0 +1,133 @@
+"""Build a reward from a short spec string (the CLI's ``--reward``).
+
+Grammar::
+
+    spec   := term ("+" term)*               weighted sum -> MixReward
+    term   := [weight "*"] single             weight: a float, e.g. 0.5, -1, 1e-3 (not 1e+3)
+    single := name ["@" path]                 path: weights for that model (see below)
+            | module.path:function            any callable (images, prompts) -> scores, or a Reward
+
+Names (explicit below, no hidden registry):
+    world-clip        the embedded world's CLIP, CLIPScore x100
+    world-aesthetic   the embedded world's aesthetic predictor (rewardsds.world.train_aesthetic)
+    clip, clipscore   CLIPScore x100, openai/clip-vit-large-patch14 (or @folder)
+    pickscore         PickScore, yuvalkirstain/PickScore_v1 (or @folder)
+    aesthetic         LAION aesthetic predictor on CLIP ViT-L/14; needs @head.pth (linear or MLP head)
+    imagereward       ImageReward-v1.0 (or @checkpoint); optional extra rewardsds[imagereward]
+    hpsv2             HPSv2.1 (or @HPS_v2*.pt); optional extra rewardsds[openclip]
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+from .base import CallableReward, MixReward, Reward
+
+KNOWN = ("world-clip", "world-aesthetic", "clip", "clipscore", "pickscore", "aesthetic", "imagereward",
+         "hpsv2")
+
+
+_WEIGHT = re.compile(r"^\s*(?P<w>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE]-?\d+)?)\s*\*\s*(?P<rest>.*)$")
+_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def load_reward(spec: str, device: str = "cpu", world_dir: str | Path | None = None) -> Reward:
+    """Parse ``spec`` (see the module docstring); ``world_dir`` replaces the shipped world weights."""
+    terms = _split_terms(spec.strip())
+    if len(terms) == 1 and not _WEIGHT.match(terms[0]):
+        return _load_single(terms[0], device, world_dir)
+    rewards, weights = [], []
+    for term in terms:
+        m = _WEIGHT.match(term)
+        weights.append(float(m["w"]) if m else 1.0)
+        rewards.append(_load_single(m["rest"] if m else term, device, world_dir))
+    return MixReward(rewards, weights)
+
+
+def _starts_term(text: str) -> bool:
+    m = _WEIGHT.match(text)
+    rest = (m["rest"] if m else text).strip()
+    return rest.partition("@")[0].strip().lower() in KNOWN or bool(_CALLABLE.match(rest))
+
+
+def _split_terms(spec: str) -> list[str]:
+    """Split on "+", except inside an @path when what follows is not a new term: LAION's head file
+    is literally called ``sac+logos+ava1-l14-linearMSE.pth``."""
+    pieces = spec.split("+")
+    terms = [pieces[0]]
+    for piece in pieces[1:]:
+        if "@" in terms[-1] and not _starts_term(piece):
+            terms[-1] += "+" + piece
+        else:
+            terms.append(piece)
+    terms = [t.strip() for t in terms]
+    if not all(terms):
+        raise ValueError(f"empty term in reward spec {spec!r}; known names: {', '.join(KNOWN)}")
+    return terms
+
+
+def _load_single(spec: str, device: str, world_dir) -> Reward:
+    name, _, arg = spec.partition("@")
+    name, arg = name.strip().lower(), arg.strip() or None
+    if name in KNOWN:
+        return _load_named(name, arg, device, world_dir)
+    if ":" in spec:
+        return _load_callable(spec)
+    raise ValueError(f"unknown reward {spec!r}; known names: {', '.join(KNOWN)}, "
+                     "or module.path:function")
+
+
+def _load_named(name: str, arg: str | None, device: str, world_dir) -> Reward:
+    from ..world import paths
+
+    world = Path(world_dir) if world_dir is not None else paths.weights_dir()
+    if name == "world-clip":
+        from .clip_score import CLIPScoreReward
+
+        return CLIPScoreReward.from_pretrained(arg or world / "clip", device=device, scale=100.0,
+                                               name="world-clip")
+    if name == "world-aesthetic":
+        from .aesthetic import AestheticReward
+
+        folder = Path(arg) if arg else world / "aesthetic"
+        return AestheticReward.from_pretrained(folder / "vision", folder / "head.safetensors", device=device,
+                                               name="world-aesthetic")
+    if name in ("clip", "clipscore"):
+        from .clip_score import CLIPScoreReward
+
+        return CLIPScoreReward.from_pretrained(arg or "openai/clip-vit-large-patch14", device=device)
+    if name == "pickscore":
+        from .clip_score import PickScoreReward
+
+        return PickScoreReward.from_pretrained(arg or "yuvalkirstain/PickScore_v1", device=device)
+    if name == "aesthetic":
+        from .aesthetic import AestheticReward
+
+        if arg is None:
+            raise ValueError("'aesthetic' needs the head file: aesthetic@/path/"
+                             "sac+logos+ava1-l14-linearMSE.pth (or sa_0_4_vit_l_14_linear.pth)")
+        return AestheticReward.from_pretrained("openai/clip-vit-large-patch14", arg, device=device)
+    if name == "imagereward":
+        from .imagereward import ImageRewardReward
+
+        return ImageRewardReward.from_pretrained(arg or "ImageReward-v1.0", device=device)
+    if name == "hpsv2":
+        from .hps import HPSv2Reward
+
+        return HPSv2Reward.from_pretrained(arg, device=device)
+    raise AssertionError(name)  # KNOWN and the branches above are kept in step
+
+
+def _load_callable(spec: str) -> Reward:
+    module, _, attr = spec.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot load reward callable {spec!r}: {e}") from e
+    if isinstance(obj, Reward):
+        return obj
+    if not callable(obj):
+        raise ValueError(f"{spec!r} is not callable")
+    return CallableReward(obj, name=spec)

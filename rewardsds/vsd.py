@@ -1,0 +1,99 @@
+"""VSD's particle score model eps_phi (ProlificDreamer, Wang et al. 2023; RewardVSD, paper Eq. 5).
+
+eps_phi estimates the score of the *current particles* (the images being optimised). It starts as a
+copy of the prior's network (so eps_phi = eps_pretrained at step 0, as with zero-initialised LoRA)
+and is trained, unweighted, with the standard diffusion loss ``||eps_phi(x_t', y, t') - eps'||^2`` on
+the detached particles, one t'-sample per step (official: AdamW, lr 3e-4). For Stable Diffusion a
+LoRA (peft) keeps this affordable; priors without a U-Net get a small convolutional network.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from .priors.base import DiffusionPrior, TextEmbedding, eps_from_output
+
+
+class TinyEpsNet(torch.nn.Module):
+    """A small conv net eps(x_t, t) for priors that have no network to copy (the analytic prior)."""
+
+    def __init__(self, channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.inp = torch.nn.Conv2d(channels + 1, width, 3, padding=1)
+        self.mid = torch.nn.Conv2d(width, width, 3, padding=1)
+        self.out = torch.nn.Conv2d(width, channels, 3, padding=1)
+        torch.nn.init.zeros_(self.out.weight)
+        torch.nn.init.zeros_(self.out.bias)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tmap = (t.float() / 1000).view(-1, 1, 1, 1).expand(-1, 1, *x_t.shape[2:])
+        h = F.silu(self.inp(torch.cat([x_t, tmap], 1)))
+        return self.out(F.silu(self.mid(h)))
+
+
+class ParticleScore:
+    def __init__(self, prior: DiffusionPrior, lr: float = 3e-4, lora_rank: int = 0, seed: int = 0,
+                 t_range: tuple[float, float] = (0.02, 0.98)) -> None:
+        self.prior, self.t_range = prior, t_range
+        self.generator = torch.Generator().manual_seed(seed + 1)
+        unet = getattr(prior, "unet", None)
+        if unet is not None:
+            net = copy.deepcopy(unet).float().requires_grad_(False)
+            if lora_rank > 0:
+                try:
+                    from peft import LoraConfig
+                except ImportError as e:
+                    raise ImportError("VSD with LoRA needs the optional extra: pip install 'rewardsds[lora]'"
+                                      " (or use vsd_lora_rank=0 for a full copy)") from e
+                net.add_adapter(LoraConfig(r=lora_rank, lora_alpha=lora_rank, init_lora_weights="gaussian",
+                                           target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+                params = [p for n, p in net.named_parameters() if "lora" in n]
+                for p in params:
+                    p.requires_grad_(True)
+            else:
+                params = list(net.parameters())
+                net.requires_grad_(True)
+            self.kind = "unet"
+        else:
+            net = TinyEpsNet(prior.sample_shape[0]).to(prior.device)
+            params = list(net.parameters())
+            self.kind = "tiny"
+        self.net = net.train()
+        self.opt = torch.optim.AdamW(params, lr=lr)
+
+    def _eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        if self.kind == "tiny":
+            return self.net(x_t, t)
+        out = self.net(x_t.float(), t, encoder_hidden_states=cond.float()).sample
+        return eps_from_output(out, x_t.float(), self.prior.alphas_cumprod[t], self.prior.prediction_type)
+
+    @torch.no_grad()
+    def predict(self, x_t: torch.Tensor, t: int, emb: TextEmbedding) -> torch.Tensor:
+        """eps_phi(x_t, y, t), conditional (guidance 1), for every row of x_t."""
+        tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
+        return self._eps(x_t, tt, emb.cond).to(x_t.dtype)
+
+    def train_step(self, particles: torch.Tensor, emb: TextEmbedding,
+                   generator: torch.Generator | None = None) -> float:
+        """One unweighted denoising step on the detached particles; returns the loss."""
+        x0 = particles.detach().float()
+        T = self.prior.num_train_timesteps
+        lo, hi = int(self.t_range[0] * T), int(self.t_range[1] * T)
+        t = torch.randint(lo, hi + 1, (x0.shape[0],), generator=self.generator).to(x0.device)
+        eps = torch.randn(x0.shape, generator=self.generator).to(x0.device)
+        x_t = self.prior.add_noise(x0, eps, t)
+        loss = F.mse_loss(self._eps(x_t, t, emb.cond), eps)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])

@@ -1,0 +1,102 @@
+"""Rewards of N candidates -> weights of their SDS gradients (RewardSDS, paper Eq. 4 and Table 5).
+
+All schemes are pure functions of the reward vector (plus a generator for `random`). Rank-based
+schemes are invariant to the reward's scale; softmax is not, so it takes a temperature and an
+optional normalisation of the rewards first (z-score or rank).
+
+| scheme       | paper | weights                                                           |
+|--------------|-------|-------------------------------------------------------------------|
+| random       | (i)   | 1 on one uniformly drawn candidate                                |
+| softmax      | (ii)  | softmax(r / tau), r optionally z-scored or replaced by ranks/(N-1) |
+| wta          | (iii) | 1 on the best                                                     |
+| topk         | (iv)  | 1/k on each of the top k                                          |
+| best-worst   | (v)   | +pos on the best, -neg on the worst                               |
+| top-bottom   | (vi)  | +pos on each of the top k, -neg on each of the bottom k (default) |
+
+For small N, k shrinks to N // 2 (at least 1 for topk) so that top and bottom never overlap; N = 1
+gives weight 1 (plain SDS) for every scheme.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+Scheme = Literal["random", "softmax", "wta", "topk", "best-worst", "top-bottom"]
+SCHEMES: tuple[str, ...] = ("random", "softmax", "wta", "topk", "best-worst", "top-bottom")
+
+
+@dataclass(frozen=True)
+class Weighting:
+    scheme: Scheme = "top-bottom"
+    k: int = 2
+    """candidates in the top (and bottom) group, for topk / top-bottom"""
+    pos: float = 0.9
+    """weight of each top candidate (top-bottom, best-worst)"""
+    neg: float = 0.1
+    """magnitude of the negative weight of each bottom candidate (top-bottom, best-worst)"""
+    temperature: float = 1.0
+    """softmax temperature"""
+    normalize: Literal["none", "zscore", "rank"] = "none"
+    """softmax input: raw rewards, z-scores, or ranks scaled to [0, 1] (rank-normalised variant)"""
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown weighting {self.scheme!r}; expected one of {', '.join(SCHEMES)}")
+        if self.k < 1:
+            raise ValueError(f"weighting k must be >= 1, got {self.k}")
+        if self.temperature <= 0:
+            raise ValueError(f"softmax temperature must be > 0, got {self.temperature}")
+
+    def __call__(self, rewards: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return candidate_weights(rewards, self, generator)
+
+
+def ranks(rewards: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry, 0 = worst .. N-1 = best; ties broken by index (lower index ranks higher)."""
+    n = rewards.shape[0]
+    # stable sort ascending on (reward, -index) so that among equal rewards the first index is best
+    order = sorted(range(n), key=lambda i: (float(rewards[i]), -i))
+    r = torch.empty(n, dtype=torch.long)
+    r[torch.tensor(order)] = torch.arange(n)
+    return r
+
+
+def candidate_weights(rewards: torch.Tensor, w: Weighting, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
+    """Weights [N] (float32) for the rewards [N] of the N candidates that share one timestep."""
+    rewards = rewards.detach().float().cpu().flatten()
+    n = rewards.shape[0]
+    if n == 0:
+        raise ValueError("no candidates to weight")
+    if not torch.isfinite(rewards).all():
+        raise ValueError(f"non-finite reward among {rewards.tolist()}")
+    out = torch.zeros(n)
+    if n == 1:
+        return out + 1.0
+    rk = ranks(rewards)
+    if w.scheme == "random":
+        out[torch.randint(n, (1,), generator=generator)] = 1.0
+    elif w.scheme == "wta":
+        out[rk == n - 1] = 1.0
+    elif w.scheme == "topk":
+        k = max(1, min(w.k, n // 2))
+        out[rk >= n - k] = 1.0 / k
+    elif w.scheme == "best-worst":
+        out[rk == n - 1] = w.pos
+        out[rk == 0] = -w.neg
+    elif w.scheme == "top-bottom":
+        k = max(1, min(w.k, n // 2))
+        out[rk >= n - k] = w.pos
+        out[rk < k] = -w.neg
+    elif w.scheme == "softmax":
+        if w.normalize == "zscore":
+            x = (rewards - rewards.mean()) / rewards.std().clamp_min(1e-8)
+        elif w.normalize == "rank":
+            x = rk.float() / (n - 1)
+        else:
+            x = rewards
+        out = torch.softmax(x / w.temperature, 0)
+    return out

@@ -1,0 +1,25 @@
+"""Where the embedded world's trained weights live (shipped inside the package as package data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def weights_dir() -> Path:
+    """`rewardsds/world/weights/`: one sub-folder per trained model."""
+    return Path(__file__).parent / "weights"
+
+
+def clip_dir() -> Path:
+    """The world CLIP (transformers `CLIPModel` + tokenizer + image processor)."""
+    return weights_dir() / "clip"
+
+
+def prior_dir() -> Path:
+    """The world prior, in Stable Diffusion's folder layout (unet/, text_encoder/, tokenizer/, ...)."""
+    return weights_dir() / "prior"
+
+
+def aesthetic_dir() -> Path:
+    """The world aesthetic predictor: `vision/` (CLIP vision tower) and `head.safetensors`."""
+    return weights_dir() / "aesthetic"

@@ -1,0 +1,127 @@
+"""The text-to-3D loop end to end on the analytic Gaussian prior (16 px renders, tiny field)."""
+
+import json
+
+import pytest
+import torch
+
+from rewardsds.gen3d import Gen3DConfig, load_field, render_resolution, resolve3d, save_outputs, train
+from rewardsds.losses import GuidanceConfig, build_guidance
+from rewardsds.priors.analytic import GaussianPrior
+from rewardsds.render import CameraRanges, SolidBackground, VolumeRenderer, orbit_cameras
+from rewardsds.representations.field import FieldConfig, RadianceField
+from rewardsds.rewards import CallableReward
+
+PROMPT = "a red ball"
+
+
+def tiny(tmp_path, **kw) -> Gen3DConfig:
+    base = dict(prompt=PROMPT, out=tmp_path, steps=2, lr=0.05, cfg=20.0, views=2, render_resolutions=(16,),
+                n_samples=12, grid=FieldConfig(resolutions=(8, 16), features=2, hidden=16),
+                cameras=CameraRanges(elevation=(0, 30)), video_resolution=16, video_frames=3,
+                mesh_resolution=16, checkpoint_every=1, progress=False)
+    return Gen3DConfig(**{**base, **kw})
+
+
+def prior() -> GaussianPrior:
+    return GaussianPrior({PROMPT: (0.9, 0.1, 0.1)}, size=16)
+
+
+def sds(p, **kw):
+    return build_guidance(GuidanceConfig(method="sds", cfg=20.0, **kw), p)
+
+
+def test_two_steps_write_every_output(tmp_path):
+    cfg = tiny(tmp_path)
+    p = prior()
+    result = train(cfg, sds(p), torch.Generator().manual_seed(0), out_dir=tmp_path, progress=False)
+    assert result.steps_done == 2 and result.skipped_steps == 0 and result.prior_calls == 2 == p.calls
+    files = save_outputs(resolve3d(cfg), result, tmp_path)
+    assert set(files) == {"field", "turntable", "views", "obj", "glb"}
+    for name in ("checkpoint.pt", "log.jsonl", "field.pt", "views.png", "mesh.obj", "mesh.glb"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert files["turntable"].suffix in (".mp4", ".gif") and files["turntable"].exists()
+    log = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [0, 1] and all(r["resolution"] == 16 for r in log)
+    assert log[0]["prompts"] == [PROMPT]  # the world-prior defaults: no view suffixes
+    field, renderer = load_field(tmp_path / "field.pt")
+    pts = torch.rand(32, 3) * 2 - 1
+    assert torch.allclose(field(pts)[0], result.field(pts)[0])
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+    kw = dict(t_anneal_steps=4, reward_steps=0.0)
+    full = train(tiny(tmp_path / "a", steps=4, **kw), sds(prior()), torch.Generator().manual_seed(3),
+                 out_dir=tmp_path / "a", progress=False)
+    # the same run, stopped after 2 steps and resumed from its checkpoint for the other 2
+    b = tmp_path / "b"
+    train(tiny(b, steps=2, **kw), sds(prior()), torch.Generator().manual_seed(3), out_dir=b, progress=False)
+    ckpt = torch.load(b / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 2
+    resumed = train(tiny(b, steps=4, **kw), sds(prior()), torch.Generator().manual_seed(99), out_dir=b,
+                    resume=True, progress=False)
+    want, got = full.field.state_dict(), resumed.field.state_dict()
+    for name, x in want.items():
+        assert torch.allclose(x, got[name], atol=1e-6), name
+    steps = [json.loads(ln)["step"] for ln in (b / "log.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3]
+    assert resumed.prior_calls == full.prior_calls == 4
+
+
+def test_reward_steps_share_weights_across_views(tmp_path):
+    redness = CallableReward(lambda im, _: im[:, 0].mean((1, 2)) - im[:, 1:].mean((1, 2, 3)), "redness")
+    p = prior()
+    g = build_guidance(GuidanceConfig(method="reward-sds", cfg=20.0, n_noises=3), p, redness)
+    cfg = tiny(tmp_path, steps=4, reward_steps=0.5, view_dependent=True, background="random")
+    res = train(cfg, g, torch.Generator().manual_seed(0), out_dir=tmp_path, progress=False)
+    log = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["reward_step"] for r in log] == [True, True, False, False]
+    assert len(log[0]["rewards"]) == 2 and len(log[0]["rewards"][0]) == 3  # [V, N]
+    assert log[2]["rewards"] is None and res.prior_calls == 4
+    assert any(s.endswith(" view") for s in log[0]["prompts"])
+
+
+def test_sds_turns_the_object_towards_the_prompt_colour(tmp_path):
+    cfg = tiny(tmp_path, steps=12, lr=0.05, views=2)
+    res = train(cfg, sds(prior()), torch.Generator().manual_seed(0), progress=False)
+    start = RadianceField(cfg.grid, generator=torch.Generator().manual_seed(0))  # train's initial field
+    r = VolumeRenderer(res.renderer.sampler, SolidBackground((0, 0, 0)))
+    front = orbit_cameras(15.0, 0.0, 2.75, 50.0)
+    with torch.no_grad():
+        before, after = (r(f, front, 16, 16).foreground for f in (start, res.field))
+    redness = lambda x: float((x[:, 0] - x[:, 1:].mean(1)).sum())  # noqa: E731
+    assert redness(after) > redness(before) + 1.0
+
+
+def test_resolution_schedule_and_validation(tmp_path):
+    assert [render_resolution(s, 10, (32, 64, 128), (0.3, 0.6)) for s in (0, 2, 3, 5, 6, 9)] == \
+        [32, 32, 64, 64, 128, 128]
+    cfg = resolve3d(Gen3DConfig(prompt="x", prior="sd21"))
+    assert cfg.view_dependent and cfg.background == "learned" and cfg.t_anneal_steps == cfg.steps
+    world = resolve3d(Gen3DConfig(prompt="x"))
+    assert not world.view_dependent and world.views == 4 and world.render_resolutions == (32,)
+    with pytest.raises(ValueError, match="milestones"):
+        resolve3d(Gen3DConfig(prompt="x", render_resolutions=(32, 64)))
+    with pytest.raises(ValueError, match="DDS"):
+        resolve3d(Gen3DConfig(prompt="x", method="reward-dds"))
+
+
+def test_command_end_to_end(tmp_path, monkeypatch):
+    import rewardsds.run2d as run2d
+    from rewardsds.gen3d import run_gen3d
+
+    monkeypatch.setattr(run2d, "load_prior", lambda spec, device: prior())
+    cfg = tiny(tmp_path / "run", method="sds", device="cpu", checkpoint_every=100)
+    summary = run_gen3d(cfg)
+    out = tmp_path / "run"
+    assert summary["steps"] == 2 and summary["out"] == str(out)
+    saved = json.loads((out / "summary.json").read_text())
+    assert set(saved["files"]) == {"field", "turntable", "views", "obj", "glb"}
+    assert json.loads((out / "config.json").read_text())["prompt"] == PROMPT
+
+
+def test_rejects_bad_schedules():
+    with pytest.raises(ValueError, match="anneal_to"):
+        resolve3d(Gen3DConfig(prompt="x", t_max=0.4))
+    with pytest.raises(ValueError, match="reward_steps"):
+        resolve3d(Gen3DConfig(prompt="x", steps=10, reward_steps=20))
