@@ -150,9 +150,9 @@ def run_generate(cfg: GenerateConfig) -> dict:
     torch.manual_seed(cfg.seed)
     prior = load_prior(cfg.prior, device)
     check_prompt(prior, cfg.prompt)
-    image = load_image(cfg.init_image, prior.image_size) if cfg.init == "image" else None
     if cfg.init == "image" and cfg.init_image is None:
         raise UserError("--init image needs --init-image PATH")
+    image = load_image(cfg.init_image, prior.image_size) if cfg.init == "image" else None
     reward = load_reward_model(cfg.reward, device) if gcfg.uses_reward else None
     media.save_json(out / "config.json", {**dataclasses.asdict(cfg), "resolved_prior_path": cfg.prior})
     x0 = init_image(prior, cfg.init, cfg.batch, generator, image=image)

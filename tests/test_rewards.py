@@ -6,16 +6,17 @@ import os
 import sys
 import types
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # conftest sets it too; never reach a model hub
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rewardsds.rewards import CallableReward, MixReward, Reward
+from rewardsds.rewards import CallableReward, MixReward
 from rewardsds.rewards.aesthetic import AestheticReward, MLPHead, head_from_state_dict, load_head
+from rewardsds.rewards.clip_score import OPENAI_CLIP_MEAN as CMEAN
+from rewardsds.rewards.clip_score import OPENAI_CLIP_STD as CSTD
 from rewardsds.rewards.clip_score import CLIPScoreReward, PickScoreReward, preprocess
 from rewardsds.rewards.factory import _split_terms, load_reward
 from rewardsds.world.tokenizer import MAX_LENGTH, build_tokenizer
@@ -71,7 +72,7 @@ def _images(n=5, h=16, w=16, seed=0):
 
 # --- CLIPScore / PickScore -------------------------------------------------------------------------
 
-def test_preprocess_matches_the_saved_image_processor(clip_dir):
+def test_preprocess_matches_the_saved_image_processor_and_crops(clip_dir):
     from PIL import Image
     from transformers import CLIPImageProcessorPil
 
@@ -79,9 +80,6 @@ def test_preprocess_matches_the_saved_image_processor(clip_dir):
     pil = [Image.fromarray((im.permute(1, 2, 0) * 255).round().byte().numpy()) for im in x]
     ref = CLIPImageProcessorPil.from_pretrained(clip_dir)(images=pil, return_tensors="pt")["pixel_values"]
     torch.testing.assert_close(preprocess(x, 16, MEAN, STD), ref, atol=1e-5, rtol=0)
-
-
-def test_preprocess_resizes_shortest_edge_and_centre_crops():
     x = torch.zeros(1, 3, 40, 20)
     x[..., 10:30, :] = 1.0  # the centre 20x20 square is white; the crop keeps it (and a filter rim)
     out = preprocess(x, 10, [0, 0, 0], [1, 1, 1])
@@ -129,14 +127,6 @@ def test_clip_score_logit_scale_option_and_pickscore(clip_dir):
     torch.testing.assert_close(own, t * cos, atol=1e-4, rtol=1e-4)
 
 
-def test_reward_checks_shapes(clip_dir):
-    r = CLIPScoreReward.from_pretrained(clip_dir)
-    with pytest.raises(ValueError, match="prompts"):
-        r(_images(2), ["one prompt"])
-    with pytest.raises(ValueError, match="B,3,H,W"):
-        r(torch.rand(3, 16, 16), ["a"] * 3)
-
-
 # --- aesthetic heads -------------------------------------------------------------------------------
 
 def _embed(vision_dir, x):
@@ -180,6 +170,18 @@ def test_aesthetic_mlp_head_from_safetensors(vision_dir, tmp_path):
     torch.testing.assert_close(single, r(x, [""] * 5), atol=1e-4, rtol=1e-5)
 
 
+def test_aesthetic_reads_the_vision_tower_of_a_full_clip_folder(clip_dir, tmp_path):
+    from transformers import CLIPModel
+
+    torch.save({"weight": torch.ones(1, 16), "bias": torch.zeros(1)}, tmp_path / "h.pth")
+    r = AestheticReward.from_pretrained(clip_dir, tmp_path / "h.pth")  # as with openai/clip-vit-large-patch14
+    x = _images()
+    with torch.no_grad():
+        e = CLIPModel.from_pretrained(clip_dir).get_image_features(pixel_values=preprocess(x, 16, MEAN, STD))
+    e = e if isinstance(e, torch.Tensor) else e.pooler_output
+    torch.testing.assert_close(r.image_embeds(x), F.normalize(e, dim=-1), atol=1e-5, rtol=1e-5)
+
+
 def test_aesthetic_head_errors(vision_dir, tmp_path):
     with pytest.raises(ValueError, match="unrecognised aesthetic head"):
         head_from_state_dict({"fc.weight": torch.zeros(1, 4)})
@@ -221,6 +223,9 @@ def test_factory_loads_callables_and_mixes():
     mix = load_reward(spec)
     assert isinstance(mix, MixReward) and mix.weights == [0.25, 2.0, 1.0]
     torch.testing.assert_close(mix(x, p), 0.25 * mean_brightness(x, p) + 2 * prompt_length(x, p) + 3.0)
+    # "+" inside an @path is part of the path: LAION's head file is sac+logos+ava1-l14-linearMSE.pth
+    spec = "0.5*aesthetic@/h/sac+logos+ava1.pth+0.5*world-clip+pkg.mod:fn"
+    assert _split_terms(spec) == ["0.5*aesthetic@/h/sac+logos+ava1.pth", "0.5*world-clip", "pkg.mod:fn"]
 
 
 def test_factory_world_rewards(clip_dir, vision_dir, tmp_path):
@@ -252,16 +257,7 @@ def test_factory_errors():
     with pytest.raises(ValueError, match="head file"):
         load_reward("aesthetic")
     with pytest.raises(ValueError, match="not callable"):
-        load_reward("test_rewards:MEAN_NOT_CALLABLE")
-
-
-MEAN_NOT_CALLABLE = 0.5
-
-
-def test_split_terms_keeps_plus_inside_paths():
-    spec = "0.5*aesthetic@/h/sac+logos+ava1-l14-linearMSE.pth+0.5*world-clip+pkg.mod:fn"
-    assert _split_terms(spec) == ["0.5*aesthetic@/h/sac+logos+ava1-l14-linearMSE.pth", "0.5*world-clip",
-                                  "pkg.mod:fn"]
+        load_reward("test_rewards:MEAN")
 
 
 # --- ImageReward (optional package; its plumbing is tested on a stand-in) ------------------------------
@@ -292,17 +288,18 @@ class _FakeImageReward(nn.Module):
     def __init__(self):
         super().__init__()
         torch.manual_seed(4)
-        self.blip = _FakeBlip(build_tokenizer(35))
-        self.mlp = nn.Linear(768, 1)
-        self.mean, self.std = 0.25, 2.0
+        self.blip, self.mlp, self.mean, self.std = _FakeBlip(build_tokenizer(35)), nn.Linear(768, 1), 0.25, 2.0
 
 
-def test_imagereward_missing_package_message(monkeypatch):
+@pytest.mark.parametrize("module, extra", [("ImageReward", "imagereward"), ("open_clip", "openclip")])
+def test_missing_optional_package_names_the_extra(monkeypatch, module, extra):
+    from rewardsds.rewards.hps import HPSv2Reward
     from rewardsds.rewards.imagereward import ImageRewardReward
 
-    monkeypatch.setitem(sys.modules, "ImageReward", None)  # import raises ImportError
-    with pytest.raises(ImportError, match=r"pip install 'rewardsds\[imagereward\]'"):
-        ImageRewardReward.from_pretrained()
+    monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
+    load = ImageRewardReward.from_pretrained if module == "ImageReward" else HPSv2Reward.from_pretrained
+    with pytest.raises(ImportError, match=rf"pip install 'rewardsds\[{extra}\]'"):
+        load("checkpoint.pt")
 
 
 def test_imagereward_batched_path_on_a_stand_in(monkeypatch):
@@ -317,8 +314,7 @@ def test_imagereward_batched_path_on_a_stand_in(monkeypatch):
     single = torch.cat([r(x[i:i + 1], PROMPTS[i:i + 1]) for i in range(5)])
     torch.testing.assert_close(s, single, atol=1e-4, rtol=1e-5)
     with torch.no_grad():  # by hand: 224 px CLIP pre-processing, [CLS] feature, MLP, standardise
-        emb = fake.blip.visual_encoder(preprocess(x, 224, (0.48145466, 0.4578275, 0.40821073),
-                                                  (0.26862954, 0.26130258, 0.27577711)))
+        emb = fake.blip.visual_encoder(preprocess(x, 224, CMEAN, CSTD))
         enc = fake.blip.tokenizer(PROMPTS, padding="max_length", max_length=35, return_tensors="pt")
         f = fake.blip.text_encoder(enc.input_ids, enc.attention_mask, emb, None, True).last_hidden_state[:, 0]
         expect = (fake.mlp(f).squeeze(-1) - 0.25) / 2.0
@@ -328,15 +324,9 @@ def test_imagereward_batched_path_on_a_stand_in(monkeypatch):
 def test_imagereward_pil_fallback():
     from rewardsds.rewards.imagereward import ImageRewardReward
 
-    class Scorer(nn.Module):  # a model exposing only the package's public `score(prompt, image)`
-        def __init__(self):
-            super().__init__()
-            self.p = nn.Parameter(torch.zeros(1))
-
-        def score(self, prompt, image):
-            return len(prompt) + image.getpixel((0, 0))[0] / 255
-
-    r = ImageRewardReward(Scorer())
+    scorer = nn.Linear(1, 1)  # a model exposing only the package's public `score(prompt, image)`
+    scorer.score = lambda prompt, image: len(prompt) + image.getpixel((0, 0))[0] / 255
+    r = ImageRewardReward(scorer)
     assert not r.batched
     x = _images(2)
     expect = torch.tensor([len(p) for p in PROMPTS[:2]]) + (x[:, 0, 0, 0] * 255).round() / 255
@@ -350,17 +340,7 @@ def test_imagereward_real_package_is_importable():
 
 # --- HPSv2 (open_clip optional) -------------------------------------------------------------------------
 
-def test_hps_missing_package_message(monkeypatch):
-    from rewardsds.rewards.hps import HPSv2Reward
-
-    monkeypatch.setitem(sys.modules, "open_clip", None)
-    with pytest.raises(ImportError, match=r"pip install 'rewardsds\[openclip\]'"):
-        HPSv2Reward.from_pretrained("HPS_v2.1_compressed.pt")
-
-
-class _FakeOpenCLIP(nn.Module):
-    """open_clip's interface: .visual.image_size, encode_image, encode_text (unnormalised features)."""
-
+class _FakeOpenCLIP(nn.Module):  # open_clip's interface: .visual.image_size, encode_image, encode_text
     def __init__(self):
         super().__init__()
         self.visual = nn.Linear(3 * 8 * 8, 10)
@@ -390,8 +370,7 @@ def test_hps_on_a_stand_in(monkeypatch, tmp_path):
     r = HPSv2Reward.from_pretrained(tmp_path / "HPS_v2.1_compressed.pt", batch_size=2)
     x = _images(h=12, w=12)
     with torch.no_grad():
-        img = trained.encode_image(preprocess(x, 8, (0.48145466, 0.4578275, 0.40821073),
-                                              (0.26862954, 0.26130258, 0.27577711)))
+        img = trained.encode_image(preprocess(x, 8, CMEAN, CSTD))
         expect = F.cosine_similarity(img, trained.encode_text(tokenize(PROMPTS)), dim=-1)
     torch.testing.assert_close(r(x, PROMPTS), expect, atol=1e-5, rtol=1e-5)
     assert r.image_size == 8
@@ -418,7 +397,3 @@ def test_hps_real_open_clip_tiny_architecture(tmp_path):
     torch.testing.assert_close(torch.cat([r(x[i:i + 1], PROMPTS[i:i + 1]) for i in range(5)]), s,
                                atol=1e-4, rtol=1e-5)
 
-
-def test_reward_base_is_abstract():
-    with pytest.raises(NotImplementedError):
-        Reward().score(_images(1), ["a"])

@@ -32,7 +32,14 @@ class DiffusersPrior(DiffusionPrior):
         dtype defaults to float16 on CUDA and float32 elsewhere. Missing files raise a clear error.
         """
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+        from diffusers.utils import logging as dlog
         from transformers import AutoTokenizer, CLIPTextModel
+        from transformers.utils import logging as tlog
+
+        # loading chatter (per-file progress bars, hints) is noise in a CLI that prints its own progress
+        dlog.set_verbosity_error()
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
 
         device = torch.device(device)
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)

@@ -8,13 +8,14 @@ from typing import Literal
 
 import torch
 
+from ..errors import UserError
 from ..priors.base import DiffusionPrior
 
 MAX_IMAGE_BYTES = 50 * 2**20
 MAX_IMAGE_PIXELS = 8192 * 8192
 
 
-class InputImageError(ValueError):
+class InputImageError(UserError, ValueError):
     """An init/source image that cannot be used (missing, not an image, corrupt, too large)."""
 
 

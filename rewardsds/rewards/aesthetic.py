@@ -85,11 +85,15 @@ class AestheticReward(Reward):
     def from_pretrained(cls, clip_path: str = "openai/clip-vit-large-patch14", head_path: str | None = None,
                         device: str = "cpu", dtype: torch.dtype | None = None, **kwargs) -> AestheticReward:
         """``clip_path``: a CLIP (or CLIP vision) folder or hub id; ``head_path``: the head file."""
-        from transformers import CLIPVisionModelWithProjection
+        from transformers import AutoConfig, CLIPVisionModelWithProjection
 
         if head_path is None:
             raise ValueError("AestheticReward needs head_path: a linear or MLP head (.pth or .safetensors)")
-        vision = CLIPVisionModelWithProjection.from_pretrained(str(clip_path),
+        config = AutoConfig.from_pretrained(str(clip_path))
+        if hasattr(config, "vision_config"):  # a full CLIPModel folder: the projection size lives on top
+            config = config.vision_config
+            config.projection_dim = AutoConfig.from_pretrained(str(clip_path)).projection_dim
+        vision = CLIPVisionModelWithProjection.from_pretrained(str(clip_path), config=config,
                                                                **({"dtype": dtype} if dtype else {}))
         mean, std = load_image_stats(str(clip_path))
         head = load_head(head_path)

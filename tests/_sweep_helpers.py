@@ -1,0 +1,98 @@
+"""Shared pieces of the sweep / eval / report tests: a tiny random world-style prior, a callable
+reward, fake run executors (picklable: spawned workers import this module by name, since pytest puts
+tests/ on sys.path and spawn copies sys.path into the children) and a fake finished sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+WORLD_PROMPTS = ("a red circle", "a blue square to the left of a yellow triangle")
+
+
+def redness(images, prompts):
+    """A reward for tests (`--reward _sweep_helpers:redness`): red minus the other channels."""
+    return images[:, 0].mean((1, 2)) - images[:, 1:].mean((1, 2, 3))
+
+
+def build_tiny_prior(path: Path) -> Path:
+    """A random pixel-space prior in the world prior's folder layout (about 1 MB, seconds to build)."""
+    import torch
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from rewardsds.world.tokenizer import MAX_LENGTH, build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=1, num_attention_heads=2,
+                                        max_position_embeddings=MAX_LENGTH, bos_token_id=2,
+                                        eos_token_id=tok.eos_token_id, pad_token_id=0))
+    unet = UNet2DConditionModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(32, 32),
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                layers_per_block=1, norm_num_groups=8, attention_head_dim=8)
+    unet.save_pretrained(path / "unet")
+    text.save_pretrained(path / "text_encoder")
+    tok.save_pretrained(path / "tokenizer")
+    DDIMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=True,
+                  set_alpha_to_one=False).save_pretrained(path / "scheduler")
+    return path
+
+
+def _fake_outputs(run_dir: Path, task: dict, seconds: float = 0.01, prior_calls: int = 2) -> dict:
+    """What run_generate leaves behind, minus the work: a tiny image, a log and summary.json last."""
+    from rewardsds import media
+
+    cfg = task["config"]
+    rng = np.random.default_rng(zlib.crc32(f'{cfg["prompt"]}|{cfg["method"]}|{cfg["seed"]}'.encode()))
+    media.save_png(run_dir / "image_raw.png", (rng.random((8, 8, 3)) * 255).astype(np.uint8))
+    with open(run_dir / "log.jsonl", "w") as f:
+        for step in range(3):
+            rewards = [[float(step + i) for i in range(2)]] if cfg["method"].startswith("reward-") else None
+            f.write(json.dumps({"step": step, "t": 500, "grad_norm": 1.0 / (step + 1), "rewards": rewards,
+                                "seconds": 0.001, "prior_calls": 1}) + "\n")
+    summary = {"prompts": [cfg["prompt"]], "method": cfg["method"], "steps": 3, "prior_calls": prior_calls,
+               "seconds": seconds, "final_reward": None}
+    media.save_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def fake_execute(task: dict) -> dict:
+    """Stands in for a real run: writes the run folder and counts calls in <run_dir>/../../calls/."""
+    run_dir = Path(task["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    calls = run_dir.parent.parent / "calls"
+    calls.mkdir(exist_ok=True)
+    (calls / f"{run_dir.name}.{uuid.uuid4().hex}").write_text("x")
+    summary = _fake_outputs(run_dir, task)
+    return {"ok": True, "seconds": summary["seconds"], "prior_calls": summary["prior_calls"]}
+
+
+def crash_on_blue(task: dict) -> dict:
+    """Like fake_execute, but the worker process dies abruptly (as if killed) on prompts with 'blue'."""
+    if "blue" in task["config"]["prompt"]:
+        os._exit(17)
+    return fake_execute(task)
+
+
+def fail_on_blue(task: dict) -> dict:
+    """Like fake_execute, but raises (a bug in the run) on prompts with 'blue'."""
+    if "blue" in task["config"]["prompt"]:
+        raise RuntimeError("boom: the blue run broke")
+    return fake_execute(task)
+
+
+def calls_per_run(out: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    calls = Path(out) / "calls"
+    for f in calls.iterdir() if calls.exists() else ():
+        key = f.name.split(".")[0]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
