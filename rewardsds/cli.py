@@ -4,6 +4,8 @@
     rewardsds generate "a red circle" --preset paper-small --method reward-sds --reward world-aesthetic
     rewardsds edit photo.png --source "a red circle" --target "a blue circle"
     rewardsds world-eval
+    rewardsds sweep benchmarks/world_prompts.txt --methods sds reward-sds --seeds 0 1 2 --out out/t1
+    rewardsds eval out/t1 --metrics judge,world-clip,world-aesthetic && rewardsds report out/t1
 
 The only place that picks paths and loads weights. Bad input ends with one line on stderr and exit
 code 2; nothing here prints a traceback for a user mistake.
@@ -22,8 +24,11 @@ commands:
   edit IMAGE               2D editing with --source/--target prompts (default: RewardDDS)
   gen3d PROMPT             text-to-3D into a radiance field (turntable video + mesh)
   world-eval               quality figures of the embedded world's shipped models
+  sweep PROMPTS_FILE       every prompt x --methods x --seeds in parallel (local processes or --ray); resumable
+  eval SWEEP_DIR           score a sweep's images (--metrics judge,world-clip,...): means, CIs, paired diffs
+  report SWEEP_DIR         one self-contained HTML page: tables, gallery, curves, cost vs quality
 
-presets (generate/edit/gen3d): paper-full (N=10, S=15, K=all), paper-small (N=2, S=1, K=10%),
+presets (generate/edit/gen3d/sweep): paper-full (N=10, S=15, K=all), paper-small (N=2, S=1, K=10%),
   sds (plain SDS), fast (N=2, 100 steps)
 
 `rewardsds COMMAND --help` lists every option of a command."""
@@ -44,6 +49,16 @@ def _commands():
     from .world.evaluate import WorldEvalConfig, run_world_eval
 
     cmds["world-eval"] = (WorldEvalConfig, run_world_eval)
+    from .eval.config import EvalConfig
+    from .eval.metrics import run_eval
+    from .report.config import ReportConfig
+    from .report.html import run_report
+    from .sweep.config import SweepConfig
+    from .sweep.runner import run_sweep
+
+    cmds["sweep"] = (SweepConfig, run_sweep)
+    cmds["eval"] = (EvalConfig, run_eval)
+    cmds["report"] = (ReportConfig, run_report)
     return cmds
 
 

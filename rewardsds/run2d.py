@@ -121,7 +121,7 @@ def _finish(cfg, out: Path, prior, result, prompts: list[str], reward, extra: di
                "skipped_steps": result.skipped_steps, "prior_calls": result.prior_calls,
                "seconds": round(result.seconds, 2), "final_reward": final_rewards,
                "video": video.name if video else None, **extra}
-    if cfg.prior == "world":
+    if getattr(prior, "family", "") == "RewardSDSWorldPrior":
         summary["judge"] = _judge(result.images, prompts)
     media.save_json(out / "summary.json", summary)
     return summary

@@ -46,21 +46,31 @@ def build_tiny_prior(path: Path) -> Path:
     return path
 
 
-def _fake_outputs(run_dir: Path, task: dict, seconds: float = 0.01, prior_calls: int = 2) -> dict:
-    """What run_generate leaves behind, minus the work: a tiny image, a log and summary.json last."""
-    from rewardsds import media
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
-    cfg = task["config"]
-    rng = np.random.default_rng(zlib.crc32(f'{cfg["prompt"]}|{cfg["method"]}|{cfg["seed"]}'.encode()))
-    media.save_png(run_dir / "image_raw.png", (rng.random((8, 8, 3)) * 255).astype(np.uint8))
-    with open(run_dir / "log.jsonl", "w") as f:
-        for step in range(3):
-            rewards = [[float(step + i) for i in range(2)]] if cfg["method"].startswith("reward-") else None
-            f.write(json.dumps({"step": step, "t": 500, "grad_norm": 1.0 / (step + 1), "rewards": rewards,
-                                "seconds": 0.001, "prior_calls": 1}) + "\n")
-    summary = {"prompts": [cfg["prompt"]], "method": cfg["method"], "steps": 3, "prior_calls": prior_calls,
+
+def fake_outputs(run_dir: Path, config: dict, seconds: float = 0.01, prior_calls: int = 2) -> dict:
+    """What run_generate leaves behind, minus the work (and torch): a tiny image, a log, summary.json last."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(zlib.crc32(f'{config["prompt"]}|{config["method"]}|{config["seed"]}'.encode()))
+    buf = io.BytesIO()
+    Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(buf, format="PNG")
+    _atomic_write(run_dir / "image_raw.png", buf.getvalue())
+    lines = []
+    for step in range(3):
+        rewards = [[float(step + i) for i in range(2)]] if config["method"].startswith("reward-") else None
+        lines.append(json.dumps({"step": step, "t": 500, "grad_norm": 1.0 / (step + 1), "rewards": rewards,
+                                 "seconds": 0.001, "prior_calls": 1}))
+    _atomic_write(run_dir / "log.jsonl", ("\n".join(lines) + "\n").encode())
+    summary = {"prompts": [config["prompt"]], "method": config["method"], "steps": 3, "prior_calls": prior_calls,
                "seconds": seconds, "final_reward": None}
-    media.save_json(run_dir / "summary.json", summary)
+    _atomic_write(run_dir / "summary.json", json.dumps(summary).encode())
     return summary
 
 
@@ -71,7 +81,7 @@ def fake_execute(task: dict) -> dict:
     calls = run_dir.parent.parent / "calls"
     calls.mkdir(exist_ok=True)
     (calls / f"{run_dir.name}.{uuid.uuid4().hex}").write_text("x")
-    summary = _fake_outputs(run_dir, task)
+    summary = fake_outputs(run_dir, task["config"])
     return {"ok": True, "seconds": summary["seconds"], "prior_calls": summary["prior_calls"]}
 
 

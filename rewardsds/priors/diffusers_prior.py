@@ -22,6 +22,7 @@ class DiffusersPrior(DiffusionPrior):
         self.tokenizer = tokenizer
         self.scheduler = scheduler  # kept for its config (DDIM preview / sampling use it)
         self.prediction_type = scheduler.config.prediction_type
+        self.family = ""  # model_index.json's _class_name: "RewardSDSWorldPrior" for the embedded world
         self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.clone().float(), persistent=False)
 
     @classmethod
@@ -32,14 +33,11 @@ class DiffusersPrior(DiffusionPrior):
         dtype defaults to float16 on CUDA and float32 elsewhere. Missing files raise a clear error.
         """
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-        from diffusers.utils import logging as dlog
         from transformers import AutoTokenizer, CLIPTextModel
-        from transformers.utils import logging as tlog
 
-        # loading chatter (per-file progress bars, hints) is noise in a CLI that prints its own progress
-        dlog.set_verbosity_error()
-        tlog.set_verbosity_error()
-        tlog.disable_progress_bar()
+        from .._compat import quiet_loading
+
+        quiet_loading()
 
         device = torch.device(device)
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
@@ -57,7 +55,13 @@ class DiffusersPrior(DiffusionPrior):
                    if has_vae else None)
         except (OSError, ValueError) as e:
             raise PriorLoadError(f"could not load a diffusion prior from {path!r}: {e}") from e
-        return cls(unet, text, tok, sched, vae).to(device)
+        prior = cls(unet, text, tok, sched, vae).to(device)
+        index = Path(path) / "model_index.json"
+        if index.is_file():
+            import json
+
+            prior.family = json.loads(index.read_text()).get("_class_name", "")
+        return prior
 
     @property
     def dtype(self) -> torch.dtype:

@@ -35,6 +35,9 @@ _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 def load_reward(spec: str, device: str = "cpu", world_dir: str | Path | None = None) -> Reward:
     """Parse ``spec`` (see the module docstring); ``world_dir`` replaces the shipped world weights."""
+    from .._compat import quiet_loading
+
+    quiet_loading()
     terms = _split_terms(spec.strip())
     if len(terms) == 1 and not _WEIGHT.match(terms[0]):
         return _load_single(terms[0], device, world_dir)

@@ -1,0 +1,164 @@
+"""Pure aggregation of per-run scores into the paper's tables: means with bootstrap CIs, paired
+differences against a baseline, and cost per image. No I/O, no models: numbers in, numbers out.
+
+Statistics (percentile bootstrap, Efron & Tibshirani 1993, ch. 13):
+
+    units u = 1..n: one (prompt, seed) pair each, score x_u
+    mean       m = (1/n) sum_u x_u
+    replicate  m*_b = (1/n) sum_u x_{U_bu},  U_bu ~ Uniform{1..n} i.i.d.,  b = 1..B
+    95% CI     [q_0.025(m*), q_0.975(m*)]
+
+Paired difference of variant A against baseline Z over the units both have:
+d_u = x_u^A - x_u^Z, reported as mean(d) with the bootstrap CI of mean(d). Pairing removes the
+between-prompt variance that both share, so the CI is much tighter than one of two separate means.
+The generator is seeded (default 0), so the same numbers give the same CI on every machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+B_DEFAULT = 2000
+LEVEL = 0.95
+# Config keys that vary inside one method because they are the sweep's axes, not its variants.
+AXES = ("prompt", "seed")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.hi - self.lo) / 2
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One finished run: its variant label, its (prompt, seed) unit, scores and cost per image."""
+
+    variant: str
+    prompt: str
+    seed: int
+    scores: Mapping[str, float]
+    seconds: float | None = None
+    prior_calls: float | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.prompt, self.seed)
+
+
+def bootstrap_mean(values: Sequence[float], b: int = B_DEFAULT, seed: int = 0, level: float = LEVEL) -> Estimate:
+    """Mean and percentile-bootstrap CI over i.i.d. units (see the module docstring)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"bootstrap_mean needs a non-empty 1-d sample, got shape {x.shape}")
+    if b < 1:
+        raise ValueError(f"bootstrap replicates must be >= 1, got {b}")
+    mean = float(x.mean())
+    if x.size == 1 or np.all(x == x[0]):  # every replicate equals the mean
+        return Estimate(mean, mean, mean, int(x.size))
+    rng = np.random.default_rng(seed)
+    reps = x[rng.integers(0, x.size, size=(b, x.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(reps, [alpha, 1 - alpha])
+    return Estimate(mean, float(lo), float(hi), int(x.size))
+
+
+def paired_difference(a: Mapping[tuple, float], z: Mapping[tuple, float], b: int = B_DEFAULT, seed: int = 0,
+                      level: float = LEVEL) -> Estimate | None:
+    """mean(a_u - z_u) over the units in both, with its bootstrap CI; None when they share no unit."""
+    keys = sorted(set(a) & set(z))
+    if not keys:
+        return None
+    return bootstrap_mean([a[k] - z[k] for k in keys], b=b, seed=seed, level=level)
+
+
+def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
+    """A readable label per run: its method, plus the config fields that differ between runs of that
+    method (e.g. ``reward-sds [n_noises=8]``). ``configs``: run id -> canonical config with 'method'."""
+    by_method: dict[str, list[int]] = {}
+    for rid, conf in configs.items():
+        by_method.setdefault(conf["method"], []).append(rid)
+    labels = {}
+    for method, rids in by_method.items():
+        keys = sorted({k for r in rids for k in configs[r]} - set(AXES) - {"method"})
+        varying = [k for k in keys if len({_hashable(configs[r].get(k)) for r in rids}) > 1]
+        for r in rids:
+            extra = ", ".join(f"{k}={_short(configs[r].get(k))}" for k in varying)
+            labels[r] = f"{method} [{extra}]" if extra else method
+    return labels
+
+
+def resolve_baseline(baseline: str, variants: Iterable[str]) -> str | None:
+    """The variant meant by --baseline: an exact label, or a method name with exactly one variant."""
+    variants = sorted(set(variants))
+    if baseline in variants:
+        return baseline
+    matches = [v for v in variants if v.split(" [", 1)[0] == baseline]
+    return matches[0] if len(matches) == 1 else None
+
+
+def metric_table(units: Sequence[Unit], metric: str, baseline: str | None, b: int = B_DEFAULT,
+                 seed: int = 0) -> list[dict]:
+    """One row per variant that has ``metric``: mean +- CI, and the paired difference to the baseline."""
+    per_variant: dict[str, dict[tuple, float]] = {}
+    for u in units:
+        if metric in u.scores and np.isfinite(u.scores[metric]):
+            per_variant.setdefault(u.variant, {})[u.key] = float(u.scores[metric])
+    rows = []
+    base = per_variant.get(baseline) if baseline else None
+    for variant in sorted(per_variant, key=_variant_order):
+        vals = per_variant[variant]
+        est = bootstrap_mean([vals[k] for k in sorted(vals)], b=b, seed=seed)
+        diff = None
+        if base is not None and variant != baseline:
+            diff = paired_difference(vals, base, b=b, seed=seed)
+        rows.append({"variant": variant, **asdict(est),
+                     "diff": asdict(diff) if diff is not None else None})
+    return rows
+
+
+def cost_table(units: Sequence[Unit], b: int = B_DEFAULT, seed: int = 0) -> list[dict]:
+    """Seconds and prior (network) calls per image, per variant, with bootstrap CIs."""
+    rows = []
+    for variant in sorted({u.variant for u in units}, key=_variant_order):
+        row = {"variant": variant}
+        for field in ("seconds", "prior_calls"):
+            vals = [getattr(u, field) for u in units if u.variant == variant and getattr(u, field) is not None]
+            row[field] = asdict(bootstrap_mean(vals, b=b, seed=seed)) if vals else None
+        rows.append(row)
+    return rows
+
+
+def aggregate(units: Sequence[Unit], metrics: Sequence[str] | None = None, baseline: str = "sds",
+              b: int = B_DEFAULT, seed: int = 0) -> dict:
+    """Everything a report needs, JSON-able: per-metric tables, cost, and which variant is the baseline."""
+    if metrics is None:
+        metrics = sorted({m for u in units for m in u.scores})
+    base = resolve_baseline(baseline, (u.variant for u in units))
+    return {"baseline": base, "bootstrap": {"replicates": b, "seed": seed, "level": LEVEL},
+            "metrics": {m: metric_table(units, m, base, b=b, seed=seed) for m in metrics},
+            "cost": cost_table(units, b=b, seed=seed)}
+
+
+def _variant_order(label: str) -> tuple:
+    """Plain methods before their reward-* versions, in the paper's order; variants alphabetically."""
+    order = ("sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge", "dds", "reward-dds")
+    method = label.split(" [", 1)[0]
+    return (order.index(method) if method in order else len(order), method, label)
+
+
+def _hashable(v):
+    return repr(v) if isinstance(v, (list, dict)) else v
+
+
+def _short(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,178 @@
+"""`rewardsds eval`: score every finished run of a sweep, store the scores, print the aggregate tables.
+
+Each run's ``image_raw.png`` (B tiles side by side for --batch B) is scored with every metric:
+
+* ``judge``: the world's exact judge (world prompts only): ``judge`` = 100 x fraction of the prompt's
+  facts that hold, ``judge-all`` = 100 x [all facts hold]; both in percent, like the paper's grader.
+* anything else: a reward spec for `load_reward` (world-clip, world-aesthetic, clip, aesthetic@head,
+  imagereward, pickscore, hpsv2, a mix, module:function). CLIPScore already comes x100 from the
+  reward (``100 max(cos, 0)``), as the paper reports it: nothing is rescaled here.
+
+A run's score is the mean over its tiles. Scores already stored are kept unless --force, so adding a
+metric later only computes that metric. The tables go to stdout and ``SWEEP_DIR/eval.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import UserError
+from ..sweep.store import Run, Store
+from .aggregate import Unit, aggregate, variant_labels
+
+if TYPE_CHECKING:
+    from .config import EvalConfig
+
+JUDGE, JUDGE_ALL = "judge", "judge-all"
+
+
+def parse_metrics(text: str) -> list[str]:
+    names = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not names:
+        raise UserError("--metrics is empty; e.g. --metrics judge,world-clip,world-aesthetic")
+    return names
+
+
+def open_store(sweep_dir: Path) -> Store:
+    db = Path(sweep_dir) / "sweep.db"
+    if not db.exists():
+        raise UserError(f"{str(sweep_dir)!r} is not a sweep folder (no sweep.db); run `rewardsds sweep` first")
+    try:
+        return Store(db)
+    except Exception as e:  # noqa: BLE001 - sqlite3.DatabaseError, schema mismatch: all one message
+        raise UserError(f"cannot read {db}: {e}") from e
+
+
+def read_tiles(path: Path, n: int) -> np.ndarray:
+    """image_raw.png -> float32 [n, H, W, 3] in [0, 1] (the n tiles are laid out side by side, no padding)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        img = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    h, w, _ = img.shape
+    if n < 1 or w % n:
+        raise ValueError(f"{path} is {w} px wide: not {n} tiles")
+    return img.reshape(h, n, w // n, 3).transpose(1, 0, 2, 3)
+
+
+def _tiles(sweep_dir: Path, run: Run) -> np.ndarray:
+    return read_tiles(Path(sweep_dir) / run.run_dir / "image_raw.png", int(run.config.get("batch", 1)))
+
+
+def score_judge(sweep_dir: Path, runs: list[Run]) -> list[tuple[int, str, float]]:
+    """(run id, metric, value) for both judge metrics, for runs whose prompt is a world prompt."""
+    from ..world.judge import judge, parse_prompt
+
+    out = []
+    for run in runs:
+        try:
+            parse_prompt(run.prompt)
+        except ValueError:
+            continue  # not a world prompt: the judge has nothing to say
+        verdicts = [judge(tile, run.prompt) for tile in _tiles(sweep_dir, run)]
+        out.append((run.id, JUDGE, 100.0 * float(np.mean([v.accuracy for v in verdicts]))))
+        out.append((run.id, JUDGE_ALL, 100.0 * float(np.mean([v.all_correct for v in verdicts]))))
+    return out
+
+
+def score_reward(sweep_dir: Path, runs: list[Run], spec: str, device: str = "cpu",
+                 batch_size: int = 32) -> list[tuple[int, str, float]]:
+    """(run id, spec, mean reward over the run's tiles), in batches of same-sized tiles."""
+    import torch
+
+    from ..rewards.factory import load_reward
+
+    try:
+        reward = load_reward(spec, device=device)
+    except (ValueError, ImportError, OSError) as e:
+        raise UserError(f"cannot load metric {spec!r}: {e}") from e
+    items: dict[tuple, list[tuple[int, np.ndarray, str]]] = {}  # tile shape -> (run id, tile, prompt)
+    for run in runs:
+        for tile in _tiles(sweep_dir, run):
+            items.setdefault(tile.shape, []).append((run.id, tile, run.prompt))
+    sums: dict[int, list[float]] = {}
+    for group in items.values():
+        for i in range(0, len(group), batch_size):
+            chunk = group[i:i + batch_size]
+            images = torch.from_numpy(np.stack([t for _, t, _ in chunk])).permute(0, 3, 1, 2).contiguous()
+            scores = reward(images, [p for _, _, p in chunk])
+            for (rid, _, _), s in zip(chunk, scores.tolist()):
+                sums.setdefault(rid, []).append(float(s))
+    return [(rid, spec, float(np.mean(v))) for rid, v in sums.items()]
+
+
+def load_units(store: Store) -> tuple[list[Unit], dict[int, str]]:
+    """Done runs as aggregation units (cost per image = run cost / batch), and each run's variant label."""
+    runs = store.runs("done")
+    scores = store.metrics()
+    labels = variant_labels({r.id: {**r.config, "method": r.method} for r in runs})
+    units = []
+    for r in runs:
+        batch = max(1, int(r.config.get("batch", 1)))
+        units.append(Unit(labels[r.id], r.prompt, r.seed, scores.get(r.id, {}),
+                          seconds=r.seconds / batch if r.seconds is not None else None,
+                          prior_calls=r.prior_calls / batch if r.prior_calls is not None else None))
+    return units, labels
+
+
+def format_tables(agg: dict) -> str:
+    """The aggregate as plain-text tables (what `rewardsds eval` prints)."""
+    lines = []
+    base = agg["baseline"]
+    for metric, rows in agg["metrics"].items():
+        lines.append(f"\n{metric}  (mean [95% CI]; diff = paired difference vs {base or 'no baseline'})")
+        width = max([len(r["variant"]) for r in rows] + [7])
+        for r in rows:
+            d = r["diff"]
+            diff = f"  diff {d['mean']:+.3g} [{d['lo']:+.3g}, {d['hi']:+.3g}]" if d else ""
+            lines.append(f"  {r['variant']:<{width}}  n={r['n']:<4d} {r['mean']:.4g} [{r['lo']:.4g}, "
+                         f"{r['hi']:.4g}]{diff}")
+    if agg["cost"]:
+        lines.append("\ncost per image (mean)")
+        for r in agg["cost"]:
+            sec, calls = r["seconds"], r["prior_calls"]
+            lines.append(f"  {r['variant']:<30}  {sec['mean'] if sec else float('nan'):8.2f} s  "
+                         f"{calls['mean'] if calls else float('nan'):8.0f} prior calls")
+    return "\n".join(lines).lstrip("\n")
+
+
+def run_eval(cfg: EvalConfig) -> dict:
+    from .. import media
+    from ..run2d import pick_device
+
+    metrics = parse_metrics(cfg.metrics)
+    if cfg.bootstrap < 1:
+        raise UserError(f"--bootstrap must be >= 1, got {cfg.bootstrap}")
+    sweep_dir = Path(cfg.sweep_dir)
+    with open_store(sweep_dir) as store:
+        runs = store.runs("done")
+        if not runs:
+            raise UserError(f"no finished runs in {str(sweep_dir)!r} yet")
+        have = store.metrics()
+        device = None
+        for metric in metrics:
+            key = JUDGE if metric in (JUDGE, JUDGE_ALL) else metric
+            todo = [r for r in runs if cfg.force or key not in have.get(r.id, {})]
+            if not todo:
+                continue
+            if key == JUDGE:
+                values = score_judge(sweep_dir, todo)
+                if not values:
+                    print("eval: no world prompts among the runs; the judge scores none of them")
+            else:
+                device = device or str(pick_device(cfg.device))
+                values = score_reward(sweep_dir, todo, metric, device=device, batch_size=cfg.batch_size)
+            store.set_metrics(values)
+        units, _ = load_units(store)
+    wanted = [m for m in metrics if m != JUDGE_ALL]
+    wanted = [x for m in wanted for x in ((JUDGE, JUDGE_ALL) if m == JUDGE else (m,))]
+    agg = aggregate(units, wanted, baseline=cfg.baseline, b=cfg.bootstrap, seed=cfg.ci_seed)
+    agg["metrics"] = {m: rows for m, rows in agg["metrics"].items() if rows}
+    if cfg.baseline and agg["baseline"] is None:
+        print(f"eval: baseline {cfg.baseline!r} matches no single variant; no paired differences")
+    print(format_tables(agg))
+    path = media.save_json(sweep_dir / "eval.json", agg)
+    return {"out": str(path), **{k: agg[k] for k in ("baseline", "metrics")}}

@@ -1,0 +1,33 @@
+"""`rewardsds report`'s typed config (tyro builds the CLI from it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import tyro
+
+
+@dataclass
+class ReportConfig:
+    """Write ONE self-contained HTML file about SWEEP_DIR (images inlined, inline SVG charts, no
+    scripts): a table per metric (mean +- 95% CI, paired difference vs the baseline), cost per
+    image, cost vs quality, reward / gradient curves over the steps, and a prompt x method gallery."""
+
+    sweep_dir: tyro.conf.Positional[Path] = Path()
+    out: Path | None = None
+    """the HTML file (default: SWEEP_DIR/report.html)"""
+    baseline: str = "sds"
+    """method (or full variant label) of the paired differences"""
+    metrics: str = ""
+    """comma-separated metrics to show (default: every metric `rewardsds eval` stored)"""
+    cost: Literal["prior_calls", "seconds"] = "prior_calls"
+    """x axis of the cost vs quality charts"""
+    gallery_prompts: int = 24
+    """prompts (rows) in the gallery"""
+    gallery_seed: int | None = None
+    """seed shown in the gallery (default: the smallest)"""
+    bootstrap: int = 2000
+    ci_seed: int = 0
+    title: str | None = None

@@ -1,0 +1,97 @@
+"""Aggregation against hand-computed numbers and the properties a bootstrap CI must have."""
+
+import numpy as np
+import pytest
+
+from rewardsds.eval.aggregate import (
+    Unit,
+    aggregate,
+    bootstrap_mean,
+    cost_table,
+    metric_table,
+    paired_difference,
+    resolve_baseline,
+    variant_labels,
+)
+
+
+def test_two_point_sample_by_hand():
+    # x = (0, 1): a replicate mean is 0 (p=1/4), 0.5 (1/2) or 1 (1/4): the 2.5% / 97.5% quantiles are 0 and 1.
+    e = bootstrap_mean([0.0, 1.0])
+    assert (e.mean, e.lo, e.hi, e.n) == (0.5, 0.0, 1.0, 2)
+
+
+def test_skewed_sample_by_hand():
+    # x = (0, 0, 0, 1): P(m* = 1) = 1/256 < 2.5% < P(m* >= 0.75) = 13/256, and P(m* = 0) = 81/256 > 2.5%,
+    # so the 95% CI is exactly [0, 0.75].
+    e = bootstrap_mean([0.0, 0.0, 0.0, 1.0])
+    assert e.mean == 0.25 and e.lo == 0.0 and e.hi == 0.75
+
+
+def test_ci_contains_mean_shrinks_with_n_and_is_deterministic():
+    rng = np.random.default_rng(1)
+    small, big = rng.normal(3.0, 1.0, 10), rng.normal(3.0, 1.0, 400)
+    es, eb = bootstrap_mean(small), bootstrap_mean(big)
+    for e in (es, eb):
+        assert e.lo <= e.mean <= e.hi
+    assert eb.half_width < es.half_width / 3  # ~ 1/sqrt(n): sqrt(40) ~ 6.3
+    assert bootstrap_mean(small) == es  # fixed seed
+    assert bootstrap_mean(small, seed=1) != es
+    # the normal-theory half-width 1.96 s / sqrt(n) is what the bootstrap should roughly reproduce
+    assert eb.half_width == pytest.approx(1.96 * big.std() / np.sqrt(big.size), rel=0.15)
+
+
+def test_degenerate_samples():
+    e = bootstrap_mean([2.5])
+    assert (e.mean, e.lo, e.hi, e.n) == (2.5, 2.5, 2.5, 1)
+    with pytest.raises(ValueError):
+        bootstrap_mean([])
+
+
+def test_paired_difference_is_exact_for_constant_offsets_and_uses_common_units():
+    base = {("p1", 0): 1.0, ("p2", 0): 5.0, ("p3", 0): -2.0, ("p4", 0): 9.0}
+    a = {k: v + 0.5 for k, v in base.items() if k != ("p4", 0)}
+    d = paired_difference(a, base)
+    assert d.n == 3 and d.mean == pytest.approx(0.5) and d.lo == pytest.approx(0.5) and d.hi == pytest.approx(0.5)
+    assert paired_difference({("x", 0): 1.0}, base) is None
+
+
+def _units():
+    # hand-made: sds scores 10, 20, 30, 40; reward-sds exactly +2 on every (prompt, seed)
+    out = []
+    for i, (p, s) in enumerate([("a", 0), ("a", 1), ("b", 0), ("b", 1)]):
+        out.append(Unit("sds", p, s, {"judge": 10.0 * (i + 1)}, seconds=1.0, prior_calls=300))
+        out.append(Unit("reward-sds", p, s, {"judge": 10.0 * (i + 1) + 2, "clip": 20.0}, seconds=3.0,
+                        prior_calls=1200))
+    return out
+
+
+def test_metric_table_by_hand():
+    rows = {r["variant"]: r for r in metric_table(_units(), "judge", "sds")}
+    assert list(rows) == ["sds", "reward-sds"]  # paper order
+    assert rows["sds"]["mean"] == 25.0 and rows["reward-sds"]["mean"] == 27.0
+    assert rows["sds"]["diff"] is None
+    diff = rows["reward-sds"]["diff"]
+    assert diff["mean"] == pytest.approx(2.0) and diff["hi"] - diff["lo"] == pytest.approx(0.0, abs=1e-9)
+    # the unpaired CI of the same data is wide: pairing is what makes the +2 visible
+    assert rows["reward-sds"]["hi"] - rows["reward-sds"]["lo"] > 10
+
+
+def test_aggregate_and_cost():
+    agg = aggregate(_units(), baseline="sds", b=500)
+    assert agg["baseline"] == "sds" and set(agg["metrics"]) == {"clip", "judge"}
+    assert [r["variant"] for r in agg["metrics"]["clip"]] == ["reward-sds"]  # sds has no clip score
+    cost = {r["variant"]: r for r in cost_table(_units())}
+    assert cost["sds"]["prior_calls"]["mean"] == 300 and cost["reward-sds"]["seconds"]["mean"] == 3.0
+
+
+def test_variant_labels_and_baseline():
+    configs = {1: {"method": "sds", "prompt": "a", "seed": 0, "steps": 300},
+               2: {"method": "sds", "prompt": "b", "seed": 1, "steps": 300},
+               3: {"method": "reward-sds", "prompt": "a", "seed": 0, "n_noises": 2, "reward": "world-clip"},
+               4: {"method": "reward-sds", "prompt": "a", "seed": 0, "n_noises": 8, "reward": "world-clip"}}
+    labels = variant_labels(configs)
+    assert labels == {1: "sds", 2: "sds", 3: "reward-sds [n_noises=2]", 4: "reward-sds [n_noises=8]"}
+    assert resolve_baseline("sds", labels.values()) == "sds"
+    assert resolve_baseline("reward-sds", labels.values()) is None  # ambiguous
+    assert resolve_baseline("reward-sds [n_noises=8]", labels.values()) == "reward-sds [n_noises=8]"
