@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rewardsds {name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"rewardsds {name}: interrupted; rerun with --resume to continue from the last checkpoint",
-              file=sys.stderr)
+        how = ("rerun with --resume to continue from the last checkpoint" if hasattr(cfg, "resume")
+               else "rerun the same command to continue where it stopped")
+        print(f"rewardsds {name}: interrupted; {how}", file=sys.stderr)
         return 130
     if isinstance(result, dict) and result.get("out"):
         print(f"wrote {result['out']}")

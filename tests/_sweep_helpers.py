@@ -106,3 +106,37 @@ def calls_per_run(out: Path) -> dict[str, int]:
         key = f.name.split(".")[0]
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def make_fake_sweep(out: Path, prompts=WORLD_PROMPTS, methods=("sds", "reward-sds"), seeds=(0, 1),
+                    score=None) -> Path:
+    """A finished sweep folder without any process or model: planned like the real one, run folders
+    from `fake_outputs`, rows done, and scores from ``score(prompt, method, seed) -> {metric: value}``."""
+    from rewardsds.sweep.config import SweepConfig
+    from rewardsds.sweep.runner import plan
+    from rewardsds.sweep.store import Store
+
+    cfg = SweepConfig(prompts_file=Path(), methods=methods, seeds=seeds, out=out, steps=3, prior="fake")
+    specs = plan(cfg, list(prompts))
+    with Store(out / "sweep.db") as store:
+        ids = store.add_runs(specs)
+        values = []
+        for i, spec in zip(ids, specs):
+            (out / spec.run_dir).mkdir(parents=True, exist_ok=True)
+            calls = 3 if spec.method == "sds" else 12
+            fake_outputs(out / spec.run_dir, spec.config, seconds=0.5 * calls, prior_calls=calls)
+            store.claim([i], "test:0:x", 60)
+            store.finish(i, 0.5 * calls, calls)
+            if score is not None:
+                values += [(i, m, v) for m, v in score(spec.prompt, spec.method, spec.seed).items()]
+        store.set_metrics(values)
+    return out
+
+
+SCORED: list[int] = []  # images scored by `counting_reward` in this process
+
+
+def counting_reward(images, prompts):
+    """A reward that records how many images it scored (eval must not rescore stored scores)."""
+    SCORED.append(int(images.shape[0]))
+    return images.mean((1, 2, 3)) * 100

@@ -16,12 +16,14 @@ The generator is seeded (default 0), so the same numbers give the same CI on eve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 B_DEFAULT = 2000
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
 LEVEL = 0.95
 # Config keys that vary inside one method because they are the sweep's axes, not its variants.
 AXES = ("prompt", "seed")
@@ -153,7 +155,9 @@ def _variant_order(label: str) -> tuple:
     """Plain methods before their reward-* versions, in the paper's order; variants alphabetically."""
     order = ("sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge", "dds", "reward-dds")
     method = label.split(" [", 1)[0]
-    return (order.index(method) if method in order else len(order), method, label)
+    # natural order of the numbers in the label: n_noises=2, 4, 8 (not 2, 8, 4 or 15 before 1)
+    parts = tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(_NUMBER.split(label)))
+    return (order.index(method) if method in order else len(order), method, parts)
 
 
 def _hashable(v):

@@ -14,6 +14,7 @@ class EvalConfig:
     print per-method means with 95% bootstrap CIs and paired differences against the baseline."""
 
     sweep_dir: tyro.conf.Positional[Path] = Path()
+    """a folder written by `rewardsds sweep`"""
     metrics: str = "judge,world-clip,world-aesthetic"
     """comma-separated: judge (world prompts), world-clip, world-aesthetic, clip, aesthetic@HEAD,
     imagereward, pickscore, hpsv2, or any reward spec (module:function, 0.5*a+0.5*b)"""

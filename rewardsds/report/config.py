@@ -16,6 +16,7 @@ class ReportConfig:
     image, cost vs quality, reward / gradient curves over the steps, and a prompt x method gallery."""
 
     sweep_dir: tyro.conf.Positional[Path] = Path()
+    """a folder written by `rewardsds sweep`"""
     out: Path | None = None
     """the HTML file (default: SWEEP_DIR/report.html)"""
     baseline: str = "sds"

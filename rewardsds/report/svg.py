@@ -45,9 +45,10 @@ def _fmt(v: float) -> str:
 
 
 class _Axes:
-    def __init__(self, xs: Sequence[float], ys: Sequence[float], width: int, height: int) -> None:
+    def __init__(self, xs: Sequence[float], ys: Sequence[float], width: int, height: int, pad_x: float = 0.0) -> None:
         self.w, self.h = width, height
-        self.xt = nice_ticks(min(xs), max(xs)) if xs else [0.0, 1.0]
+        span = (max(xs) - min(xs)) * pad_x if xs else 0.0  # room for dots and labels at the ends
+        self.xt = nice_ticks(min(xs) - span, max(xs) + span) if xs else [0.0, 1.0]
         self.yt = nice_ticks(min(ys), max(ys)) if ys else [0.0, 1.0]
         self.x0, self.x1 = self.xt[0], self.xt[-1]
         self.y0, self.y1 = self.yt[0], self.yt[-1]
@@ -114,14 +115,16 @@ def scatter_chart(points: Sequence[tuple[str, float, float, float | None, float 
     """Points (label, x, y, y_lo, y_hi): a dot with a vertical CI bar and its label."""
     pts = [p for p in points if _finite(p[1], p[2])]
     ys = [v for p in pts for v in (p[2], p[3], p[4]) if v is not None and math.isfinite(v)]
-    ax = _Axes([p[1] for p in pts], ys, width, height)
+    ax = _Axes([p[1] for p in pts], ys, width, height, pad_x=0.08)
     body = ax.frame(title, xlabel, ylabel)
     for i, (lab, x, y, lo, hi) in enumerate(pts):
         cx, cy = ax.px(x), ax.py(y)
+        right = cx < _MARGIN["left"] + ax.pw * 0.6  # label on the side with room
         if _finite(lo, hi):
             body.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{ax.py(lo):.1f}" y2="{ax.py(hi):.1f}" '
                         f'stroke="{color(i)}" stroke-width="2"/>')
         body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color(i)}"><title>{escape(lab)}: '
                     f"{_fmt(x)}, {_fmt(y)}</title></circle>"
-                    f'<text x="{cx + 8:.1f}" y="{cy - 6:.1f}" fill="{color(i)}">{escape(lab)}</text>')
+                    f'<text x="{cx + (8 if right else -8):.1f}" y="{cy - 6:.1f}" fill="{color(i)}" '
+                    f'text-anchor="{"start" if right else "end"}">{escape(lab)}</text>')
     return _svg(width, height, body, title)

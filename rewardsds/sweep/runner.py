@@ -8,6 +8,9 @@ and send back a small result dict. The driver renews its lease on the rows it ho
 A worker process that dies (killed, out of memory) breaks the whole local pool, and every run in
 flight fails with it. Blaming all of them would burn the retries of innocent runs, so the crashed
 batch is re-run one run at a time: a crash there names its culprit exactly.
+
+With --ray the workers write the run folders themselves, so OUT must be storage that every node
+can write (a shared file system); the SQLite store is opened by the driver alone.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ REWARD_ONLY = ("reward", "n_noises", "denoise_steps", "reward_steps", "weighting
 
 def read_prompts(path: Path) -> list[str]:
     """One prompt per line; '#' starts a comment; blank lines and repeats are dropped."""
+    if Path(path).is_dir():
+        raise UserError(f"{str(path)!r} is a folder; give the prompts file: rewardsds sweep PROMPTS_FILE ...")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as e:
@@ -288,8 +293,8 @@ class LocalBackend:
         broken = [self.pool_of[f] for f in done if isinstance(f.exception(), BrokenProcessPool)]
         if broken:  # the rest of that pool's futures fail within moments; collect them together
             group = [h for h in handles if self.pool_of.get(h) is broken[0]]
-            done = set(done) | wait(group).done
-            n_crashed = sum(isinstance(f.exception(), BrokenProcessPool) for f in group)
+            done = set(done) | wait(group, timeout=120).done
+            n_crashed = sum(f.done() and isinstance(f.exception(), BrokenProcessPool) for f in group)
             broken[0].shutdown(wait=False, cancel_futures=True)
             if self.pool is broken[0]:
                 self.pool = None  # a broken pool accepts nothing more: the next submit starts a fresh one

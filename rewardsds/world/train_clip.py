@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .. import _compat
 from . import training
 from .negatives import hard_negatives
-from .scenes import sample_batch, sample_scene
+from .scenes import render, sample_batch, sample_scene
 from .tokenizer import MAX_LENGTH, build_tokenizer
 
 
@@ -37,6 +37,8 @@ class ClipTrainConfig:
     batch: int = 128
     negatives: int = 3
     relation_focus: float = 1.0
+    swap_pairs: float = 0.0
+    """fraction of the batch replaced by position-swapped twins of relational scenes"""
     """probability that a relational caption's inverted relation is among its negatives"""
     lr: float = 1e-3
     seed: int = 0
@@ -75,10 +77,31 @@ def to_pixel_values(x: torch.Tensor) -> torch.Tensor:
     return (x - 0.5) / 0.5  # matches the saved CLIPImageProcessor (mean = std = 0.5)
 
 
+def swapped(scene):
+    """The same two objects with their positions exchanged: every relation flips, nothing else."""
+    from dataclasses import replace
+
+    a, b = scene.objects
+    return replace(scene, objects=(replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)))
+
+
 def _batch(cfg: ClipTrainConfig, step: int, tok):
     seed = training.seed_for_step(cfg.seed, step)
     images, captions, scenes = sample_batch(seed, cfg.batch, cfg.image_size)
     rng = random.Random(seed + 7)
+    if cfg.swap_pairs > 0:
+        # replace the tail of the batch by position-swapped twins of relational scenes, so that the
+        # batch holds both images of a pair and each is the other's hardest negative
+        rel = [i for i, sc in enumerate(scenes) if sc.relation in ("left of", "right of", "above", "below")]
+        k = min(len(rel), int(cfg.swap_pairs * cfg.batch))
+        for j, i in enumerate(rel[:k]):
+            dst = cfg.batch - 1 - j
+            if dst <= i:
+                break
+            twin = swapped(scenes[i])
+            scenes[dst] = twin
+            captions[dst] = twin.caption(rng)
+            images[dst] = render(twin, cfg.image_size).transpose(2, 0, 1)
     negs = [n for sc in scenes for n in hard_negatives(sc, rng, cfg.negatives, cfg.relation_focus)]
     enc = tok(captions + negs, padding="max_length", max_length=MAX_LENGTH, truncation=True,
               return_tensors="pt")
