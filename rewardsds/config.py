@@ -25,12 +25,13 @@ PRIOR_ALIASES = {
 
 
 @dataclass
-class CommonConfig:
-    method: Method = "reward-sds"
+class DistillOptions:
+    """The distillation options shared by single runs and sweeps."""
+
     prior: str = "world"
     """'world' (embedded, offline), 'sd21', 'sd15', a local diffusers folder or a hub id"""
     reward: str = "world-clip"
-    """world-clip, world-aesthetic, clip, aesthetic, imagereward, pickscore, hpsv2, a mix such as
+    """world-clip, world-aesthetic, clip, aesthetic@HEAD, imagereward, pickscore, hpsv2, a mix such as
     '0.5*world-clip+0.5*world-aesthetic', or module.path:function"""
     n_noises: int = 4
     """N: noise candidates per reward step"""
@@ -47,12 +48,17 @@ class CommonConfig:
     """guidance scale of the distillation gradient (default: the prior's, per method)"""
     preview_cfg: float = 7.5
     lr: float | None = None
-    seed: int = 0
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:1 ..."""
     negative_prompt: str = ""
     t_min: float = 0.02
     t_max: float = 0.98
+
+
+@dataclass
+class CommonConfig(DistillOptions):
+    method: Method = "reward-sds"
+    seed: int = 0
     checkpoint_every: int = 100
     resume: bool = False
     """continue from out/checkpoint.pt if it exists"""

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
 
 import tyro
 
+from ..config import DistillOptions
 from ..losses import Method
-from ..weighting import Scheme
 
 # SweepConfig fields copied verbatim into every run's GenerateConfig.
-FORWARDED = ("prior", "reward", "n_noises", "denoise_steps", "reward_steps", "weighting", "softmax_temperature",
-             "softmax_normalize", "preview_cfg", "steps", "cfg", "lr", "device", "batch")
+FORWARDED = tuple(f.name for f in fields(DistillOptions)) + ("batch",)
 
 
 @dataclass
-class SweepConfig:
+class SweepConfig(DistillOptions):
     """Run every (prompt, method, seed) of PROMPTS_FILE in parallel into OUT; resumable: a rerun skips
     finished runs and retries the rest. Runs live in OUT/runs/<config hash>/, bookkeeping in OUT/sweep.db."""
 
@@ -26,28 +24,8 @@ class SweepConfig:
     methods: tuple[Method, ...] = ("sds", "reward-sds")
     seeds: tuple[int, ...] = (0,)
     out: Path = Path("out/sweep")
-    prior: str = "world"
-    """'world' (embedded), 'sd21', 'sd15', a local diffusers folder or a hub id"""
-    reward: str = "world-clip"
-    """the reward of the reward-* methods (any --reward spec of `rewardsds generate`)"""
-    n_noises: int = 4
-    """N: noise candidates per reward step"""
-    denoise_steps: int = 1
-    """S: DDIM steps of each candidate's preview"""
-    reward_steps: float = 1.0
-    """K: steps that use rewards: a fraction (0, 1] of the first steps, or a count > 1"""
-    weighting: Scheme = "top-bottom"
-    softmax_temperature: float = 1.0
-    softmax_normalize: Literal["none", "zscore", "rank"] = "none"
-    preview_cfg: float = 7.5
-    steps: int | None = None
-    """optimisation steps (default: the prior's)"""
-    cfg: float | None = None
-    """guidance scale (default: the prior's, per method)"""
-    lr: float | None = None
     batch: int = 1
     """images per run"""
-    device: str = "auto"
     workers: int = 0
     """parallel runs; 0 = min(CPU cores, runs) locally, or the cluster's CPUs with --ray"""
     ray: str | None = None
