@@ -85,3 +85,18 @@ def test_tokenizer_round_trip(tmp_path):
     assert ids[0] == again.bos_token_id and ids[-1] == again.eos_token_id != 2
     assert again.decode(ids, skip_special_tokens=True) == text
     assert again("a zebra").input_ids[2] == again.unk_token_id
+
+
+def test_swapped_twin_inverts_the_relation():
+    from rewardsds.world.negatives import holds
+    from rewardsds.world.train_clip import swapped
+
+    rng = random.Random(4)
+    n = 0
+    while n < 50:
+        sc = sample_scene(rng, 2)
+        if sc.relation == "and":
+            continue
+        twin = swapped(sc)
+        assert holds(twin, twin) and not holds(sc, twin) and holds(sc, sc)
+        n += 1

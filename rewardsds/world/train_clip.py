@@ -78,11 +78,13 @@ def to_pixel_values(x: torch.Tensor) -> torch.Tensor:
 
 
 def swapped(scene):
-    """The same two objects with their positions exchanged: every relation flips, nothing else."""
+    """The same two objects with their positions exchanged, captioned with the inverse relation."""
     from dataclasses import replace
 
+    inverse = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
     a, b = scene.objects
-    return replace(scene, objects=(replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)))
+    return replace(scene, objects=(replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)),
+                   relation=inverse[scene.relation])
 
 
 def _batch(cfg: ClipTrainConfig, step: int, tok):
