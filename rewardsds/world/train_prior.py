@@ -68,6 +68,9 @@ def load_text_tower(clip_dir: Path):
     """The CLIP text tower as a standalone `CLIPTextModel` (what Stable Diffusion ships)."""
     from transformers import CLIPTextModel
 
+    from .._compat import quiet_loading
+
+    quiet_loading()  # the vision tower's weights are "unexpected" here, by design
     # transformers maps a CLIPModel checkpoint's text_model.* weights onto CLIPTextModel
     return CLIPTextModel.from_pretrained(clip_dir).eval().requires_grad_(False)
 
