@@ -5,7 +5,7 @@
 # These are the exact stages the shipped weights came from (see each training_record.json):
 #   1. world CLIP, stage 1: contrastive with hard negatives drawn uniformly; its text tower is the
 #      prior's frozen text encoder (as CLIP's is Stable Diffusion's);
-#   2. the prior, conditioned on that text tower; stopped by --max-minutes (the record says at which step);
+#   2. the prior, conditioned on that text tower (cosine schedule over 1700 steps, stopped at 1300 for time);
 #   3. world CLIP, stages 2-3: fine-tuned for relations (inverted-relation negatives always present,
 #      then position-swapped twins in the batch) -> the shipped CLIP reward;
 #   4. the aesthetic reward.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 $PY -m rewardsds.world.train_clip --steps 2500 --relation-focus 0 --work runs/world/clip --out runs/world/clip_v0/weights
-$PY -m rewardsds.world.train_prior --clip runs/world/clip_v0/weights --steps 1700 --max-minutes 82 --threads 1
+$PY -m rewardsds.world.train_prior --clip runs/world/clip_v0/weights --steps 1700 --stop-at 1300 --threads 1
 $PY -m rewardsds.world.train_clip --init runs/world/clip_v0/weights --steps 600 --lr 3e-4 --relation-focus 1 \
     --seed 1 --work runs/world/clip_ft --out runs/world/clip_ft1
 $PY -m rewardsds.world.train_clip --init runs/world/clip_ft1 --steps 800 --lr 3e-4 --relation-focus 1 \

@@ -46,6 +46,8 @@ class PriorTrainConfig:
     max_minutes: float = 0.0
     """stop (and export) after this many minutes of this run; 0 = run all steps"""
     export_only: bool = False
+    stop_at: int = 0
+    """stop (and export) after this step, keeping the learning-rate schedule of --steps; 0 = off"""
     threads: int = 0
     """torch threads (0: torch's default). Use 1 when other jobs share the cores: OpenMP threads that
     wait for a starved sibling slow a step down tenfold."""
@@ -162,7 +164,7 @@ def main(cfg: PriorTrainConfig) -> None:
                 pe.lerp_(p, 1 - decay)
         losses.append(loss.item())
         done = step + 1
-        out_of_time = cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60
+        out_of_time = (cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60) or done == cfg.stop_at
         if done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time:
             training.save_checkpoint(ckpt, unet, opt, done, sched, ema=ema.state_dict())
             tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f} ({time.time() - t0:.0f}s)")
