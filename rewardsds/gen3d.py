@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from .config import CommonConfig, prior_defaults
 from .export3d import atomic_torch_save, export_field
+from .loop import truncate_log
 from .render import (
     CameraRanges,
     LambertianShader,
@@ -197,7 +198,7 @@ def train(cfg: Gen3DConfig, guidance, generator: torch.Generator, out_dir: Path 
         calls, seconds = state["prior_calls"], state["seconds"]
         if getattr(guidance, "particle", None) is not None and state.get("particle") is not None:
             guidance.particle.load_state_dict(state["particle"])
-        _truncate_log(log_path, start)
+        truncate_log(log_path, start)
 
     def checkpoint(step: int) -> None:
         particle = getattr(guidance, "particle", None)
@@ -250,17 +251,6 @@ def train(cfg: Gen3DConfig, guidance, generator: torch.Generator, out_dir: Path 
         if log is not None:
             log.close()
     return Gen3DResult(field, renderer, cfg.steps, skipped, calls, seconds)
-
-
-def _truncate_log(path: Path | None, step: int) -> None:
-    """Drop log lines of steps >= step: they were written after the checkpoint we resume from."""
-    if path is None or not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < step]
-    from .export3d import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(ln + "\n" for ln in keep))
 
 
 def save_outputs(cfg: Gen3DConfig, result: Gen3DResult, out_dir: Path) -> dict[str, Path]:

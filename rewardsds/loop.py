@@ -83,7 +83,7 @@ def run(guidance: Guidance, prompts: list[str], x0: torch.Tensor, cfg: LoopConfi
         frames = list(state["frames"])
         if guidance.particle is not None and state.get("particle") is not None:
             guidance.particle.load_state_dict(state["particle"])
-        _truncate_log(log_path, start)
+        truncate_log(log_path, start)
 
     def checkpoint(step: int) -> None:
         media._atomic(ckpt, lambda tmp: torch.save({
@@ -138,7 +138,7 @@ def run(guidance: Guidance, prompts: list[str], x0: torch.Tensor, cfg: LoopConfi
     return LoopResult(param.x.detach().cpu(), images, cfg.steps, skipped, calls, seconds, frames)
 
 
-def _truncate_log(path: Path | None, step: int) -> None:
+def truncate_log(path: Path | None, step: int) -> None:
     """Drop log lines of steps >= step (they were written after the checkpoint we resume from)."""
     if path is None or not path.exists():
         return
