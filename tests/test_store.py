@@ -149,8 +149,11 @@ def test_killed_worker_keeps_completed_runs_and_reruns_only_the_missing(tmp_path
     r2 = run_sweep(cfg, h.fake_execute)
     assert (r2["done"], r2["ran"], r2["skipped"]) == (4, 2, 2)
     after = h.calls_per_run(cfg.out)
-    assert sorted(before.values()) == [1, 1] and set(before) < set(after)  # crashed runs wrote nothing
-    assert sorted(after.values()) == [1, 1, 1, 1]  # only the two missing runs ran again
+    # crashed runs wrote nothing; a healthy run that was in flight when the pool broke may have run
+    # twice in the first sweep (the runner re-runs in-flight runs one at a time), never in the second
+    assert len(before) == 2 and set(before) < set(after) and len(after) == 4
+    assert all(after[k] == before[k] for k in before)  # completed runs were kept, not re-run
+    assert all(after[k] == 1 for k in set(after) - set(before))  # only the two missing runs ran again
 
 
 def test_run_left_running_by_a_killed_driver_is_rerun(tmp_path):
