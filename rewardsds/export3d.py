@@ -9,43 +9,22 @@ reader never sees half a file. trimesh, scikit-image, imageio and PIL are import
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import media
+from .media import atomic_path, atomic_torch_save  # noqa: F401 (re-exported for gen3d and users)
 from .render import SolidBackground, VolumeRenderer, orbit_cameras, turntable_cameras
 from .representations.field import query_grid
 
 FieldFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 WHITE = SolidBackground((1.0, 1.0, 1.0))  # videos and grids: one fixed backdrop, whatever was trained
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix, so writers that go by the extension pick
-    the right format); on success it replaces `path`, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_torch_save(obj, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
 
 
 # --- mesh ------------------------------------------------------------------------------------------
@@ -144,42 +123,9 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 
 # --- files -----------------------------------------------------------------------------------------
 
-def _write_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
-    import imageio.v2 as imageio
-
-    # yuv420p needs even sides: pad by repeating the last row / column rather than letting the
-    # writer rescale the frames
-    _, h, w, _ = frames.shape
-    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    with imageio.get_writer(str(path), format="FFMPEG", fps=fps, codec="libx264", quality=8,
-                            macro_block_size=2, pixelformat="yuv420p") as writer:
-        for f in frames:
-            writer.append_data(f)
-
-
-def _write_gif(frames: np.ndarray, path: Path, fps: int) -> None:
-    from PIL import Image
-
-    ims = [Image.fromarray(f) for f in frames]
-    ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=max(1, round(1000 / fps)),
-                loop=0)
-
-
 def save_video(frames: np.ndarray, path: str | os.PathLike, fps: int = 24) -> Path:
-    """Write frames [N,H,W,3] uint8 as MP4 (imageio-ffmpeg) when `path` ends in .mp4, falling back to
-    a GIF beside it when ffmpeg is missing or fails; any other suffix writes a GIF. Returns the path
-    actually written."""
-    path = Path(path)
-    if path.suffix.lower() == ".mp4":
-        try:
-            with atomic_path(path) as tmp:
-                _write_mp4(frames, tmp, fps)
-            return path
-        except (ImportError, OSError, RuntimeError):
-            path = path.with_suffix(".gif")
-    with atomic_path(path) as tmp:
-        _write_gif(frames, tmp, fps)
-    return path
+    """Turntable frames [N,H,W,3] uint8 -> MP4, GIF fallback (see `media.save_video`)."""
+    return media.save_video(path, frames, fps)
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 0) -> np.ndarray:

@@ -86,10 +86,10 @@ def run(guidance: Guidance, prompts: list[str], x0: torch.Tensor, cfg: LoopConfi
         truncate_log(log_path, start)
 
     def checkpoint(step: int) -> None:
-        media._atomic(ckpt, lambda tmp: torch.save({
+        media.atomic_torch_save({
             "x": param.x.detach().cpu(), "opt": opt.state_dict(), "generator": generator.get_state(),
             "step": step, "skipped": skipped, "prior_calls": calls, "seconds": seconds, "frames": frames,
-            "particle": guidance.particle.state_dict() if guidance.particle is not None else None}, tmp))
+            "particle": guidance.particle.state_dict() if guidance.particle is not None else None}, ckpt)
 
     def frame() -> None:
         with torch.no_grad():

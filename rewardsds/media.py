@@ -6,9 +6,11 @@ never leaves a half-written output that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,48 +38,80 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarra
     return out
 
 
-def _atomic(path: Path, write) -> Path:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix, so writers that go by the extension pick
+    the right format); on success it replaces `path`, on error it is removed. Every writer of the
+    project goes through this one place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
+        yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return path
 
 
-def save_png(path: Path, image: np.ndarray) -> Path:
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def save_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     from PIL import Image
 
-    return _atomic(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return Path(path)
 
 
-def save_json(path: Path, obj) -> Path:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=str)
-            f.write("\n")
-
-    return _atomic(path, write)
+def save_json(path: str | os.PathLike, obj) -> Path:
+    return save_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def save_video(path: Path, frames: np.ndarray, fps: int = 12) -> Path:
-    """uint8 [T,H,W,3] -> MP4 via imageio-ffmpeg; falls back to a GIF (path.with_suffix('.gif'))."""
-    import imageio.v3 as iio
+def _write_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
+    import imageio.v2 as imageio
 
+    with imageio.get_writer(str(path), format="FFMPEG", fps=fps, codec="libx264", quality=8,
+                            macro_block_size=2, pixelformat="yuv420p") as writer:
+        for f in frames:
+            writer.append_data(f)
+
+
+def _write_gif(frames: np.ndarray, path: Path, fps: int) -> None:
+    from PIL import Image
+
+    ims = [Image.fromarray(f) for f in frames]
+    ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=max(1, round(1000 / fps)),
+                loop=0)
+
+
+def save_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 12) -> Path:
+    """uint8 frames [T,H,W,3] -> MP4 (imageio-ffmpeg) when `path` ends in .mp4, falling back to a GIF
+    beside it when ffmpeg is missing or fails; any other suffix writes a GIF. Returns the path
+    actually written."""
     frames = np.asarray(frames)
-    if frames.shape[1] % 2 or frames.shape[2] % 2:  # H.264 wants even sizes
-        frames = np.pad(frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)), mode="edge")
-    try:
-        import imageio_ffmpeg  # noqa: F401
-
-        return _atomic(Path(path).with_suffix(".mp4"),
-                       lambda tmp: iio.imwrite(tmp, frames, fps=fps, codec="libx264", macro_block_size=1,
-                                               extension=".mp4"))
-    except ImportError:
-        return _atomic(Path(path).with_suffix(".gif"),
-                       lambda tmp: iio.imwrite(tmp, frames, duration=1000 / fps, loop=0, extension=".gif"))
+    # yuv420p needs even sides: pad by repeating the last row / column rather than rescaling
+    _, h, w, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    path = Path(path)
+    if path.suffix.lower() == ".mp4":
+        try:
+            with atomic_path(path) as tmp:
+                _write_mp4(frames, tmp, fps)
+            return path
+        except (ImportError, OSError, RuntimeError):
+            path = path.with_suffix(".gif")
+    with atomic_path(path) as tmp:
+        _write_gif(frames[:, :h, :w], tmp, fps)
+    return path

@@ -67,7 +67,9 @@ def test_turntable_mp4_and_gif_fallback(tmp_path, renderer, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("no ffmpeg")
 
-    monkeypatch.setattr(export3d, "_write_mp4", broken)
+    from rewardsds import media
+
+    monkeypatch.setattr(media, "_write_mp4", broken)
     gif = export3d.save_video(frames, tmp_path / "u.mp4", fps=4)
     assert gif.name == "u.gif" and not (tmp_path / "u.mp4").exists()
     from PIL import Image

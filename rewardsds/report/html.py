@@ -19,8 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from html import escape
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from ..eval.aggregate import aggregate
 from ..eval.metrics import load_units, open_store
+from ..media import save_text
 from . import svg
 
 if TYPE_CHECKING:
@@ -269,26 +268,13 @@ def render(data: ReportData) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def run_report(cfg: ReportConfig) -> dict:
     if cfg.bootstrap < 1:
         raise UserError(f"--bootstrap must be >= 1, got {cfg.bootstrap}")
     data = collect(cfg)
     out = Path(cfg.out) if cfg.out is not None else Path(cfg.sweep_dir) / "report.html"
     try:
-        write_atomic(out, render(data))
+        save_text(out, render(data))
     except OSError as e:
         raise UserError(f"cannot write {str(out)!r}: {e.strerror or e}") from e
     return {"out": str(out), "metrics": list(data.agg["metrics"]), "images": len(data.gallery)}

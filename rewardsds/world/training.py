@@ -7,28 +7,14 @@ resumes from the last one and never reads a half-written file.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from pathlib import Path
 
 import torch
 
-
-def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from ..media import atomic_torch_save  # noqa: F401 (used by the scripts)
+from ..media import save_text as atomic_write_text
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler=None) -> int:
