@@ -1,87 +1,105 @@
 #!/usr/bin/env bash
-# Reproduce the paper's tables on the embedded world: sweep + eval + report per table, seeds 0 1 2,
-# the 65 prompts of benchmarks/world_prompts.txt (regenerate with benchmarks/make_world_prompts.py).
+# The paper's tables on the embedded world, sized for a 2-core CPU: sweep + eval + report per table.
 #
-#   bash benchmarks/world_tables.sh                        # local processes, one per core
-#   OUT=out/world bash benchmarks/world_tables.sh --workers 16
-#   bash benchmarks/world_tables.sh --ray auto             # on an existing Ray cluster
+#   bash benchmarks/world_tables.sh                       # everything below, ~110 min on 2 cores
+#   TABLES=table1 bash benchmarks/world_tables.sh         # only the main table, ~62 min on 2 cores
+#   OUT=out/w bash benchmarks/world_tables.sh --ray auto  # on an existing Ray cluster (shared OUT)
 #
-# Extra arguments go to every `rewardsds sweep`. Everything is resumable: rerunning the script skips
-# finished runs (and eval skips scored ones), so it can be stopped and restarted at any point.
-# Needs the shipped world models (rewardsds/world/weights/{prior,clip,aesthetic}).
+# Extra arguments go to every `rewardsds sweep`. Everything is resumable: rerunning skips finished runs
+# (and eval skips scored ones), so the script can be stopped and restarted at any point. All tables
+# share one run folder (OUT/runs, linked from each table's folder): a run is identified by its config
+# hash, so e.g. the default RewardSDS run of a prompt is made once and used by every table.
 #
-# Tables (one sweep folder each; every report.html has the tables, gallery, curves, cost vs quality):
-#   table1   sds vs reward-sds with reward world-clip and with world-aesthetic, each scored by both
-#            rewards and the judge (paper Table 1: cross-evaluation, reward hacking shows up here)
-#   table5   the six weighting schemes of reward-sds (paper Table 5)
-#   ablN     N = 2, 4, 8 noise candidates          (paired against the default N=4)
-#   ablS     S = 1, 5, 15 preview denoising steps  (paired against the default S=1)
-#   ablK     K = 10%, 50%, 100% of steps rewarded  (paired against the default K=100%)
-#   vsd      vsd vs reward-vsd
-#   bridge   bridge vs reward-bridge
+# Tables (OUT/<table>/report.html each; eval.log has the text tables):
+#   table1  sds vs reward-sds optimising world-clip vs reward-sds optimising world-aesthetic, each scored
+#           by the judge and both rewards (paper Table 1: cross-evaluation; reward hacking shows here).
+#           All 65 prompts of benchmarks/world_prompts.txt x seeds 0 1.
+#   table5  the six weighting schemes (paper Table 5)          } on every 5th prompt (13: 5 single,
+#   ablN    N = 2, 4, 8 noise candidates                       }  6 relations, 2 held-out pairs),
+#   ablK    K = 10%, 50%, 100% of the steps use rewards        }  seed 0, each paired against the
+#   ablS    S = 1, 3 preview denoising steps                   }  default (N=4, S=1, K=100%, top-bottom)
+#   vsd     vsd vs reward-vsd                                  }
+#   bridge  bridge vs reward-bridge                            }
 #
-# COST ESTIMATE (not run; from one tiny timing, 6-10 steps per method, of the world prior's and
-# world CLIP's real architectures with random weights, 1 torch thread, CPU, on a 2-core machine that
-# was also training a model under nice 15 - so likely pessimistic by up to ~2x):
-#   seconds per step:  sds 0.049, bridge 0.048, vsd 0.17, reward-sds (N=4, S=1) 0.18,
-#                      reward-vsd 0.35; each extra candidate +0.043; each extra preview step
-#                      (S > 1, N=4) +0.16
-#   per run (300 steps, the world default; + ~2 s to load models and write outputs):
-#                      sds 15 s, reward-sds 54 s, N=8 106 s, S=5 247 s, S=15 730 s, vsd 51 s,
-#                      reward-vsd 104 s
-#   65 prompts x 3 seeds = 195 runs per variant; 4485 runs in all:
-#     table1  3 variants    24,000 s        ablN  3 variants    36,700 s
-#     table5  7 variants    66,100 s        ablS  3 variants   201,000 s   <- half of the total
-#     ablK    3 variants    20,900 s        vsd   2 variants    30,200 s
-#     bridge  2 variants    13,500 s        loading/writing     ~9,000 s
-#   total ~401,000 CPU-core seconds = ~111 core-hours: ~7 h on 16 cores, ~56 h on 2 cores.
-#   eval (judge + two 32 px CLIPs on 4485 images) and the reports take minutes.
+# Budget: 150 optimisation steps per image (the world default is 300; 150 already separates the
+# methods), N=4, S=1, reward world-clip unless the table varies it. Measured per image on one core
+# (1 torch thread, world prior + world CLIP): sds 7.5 s, reward-sds 25 s, N=2 15 s, N=8 48 s, S=3 71 s,
+# K=10% 10 s, K=50% 16 s, vsd 27 s, reward-vsd 55 s, bridge 7.5 s, reward-bridge 25 s.
+#   table1  65 x 2 x 3 = 390 runs            ~7,500 core-s  (~62 min on 2 cores)
+#   others  13 x 1 x 15 new variants         ~5,200 core-s  (~45 min on 2 cores)
+# The paper-sized version (300 steps, seeds 0 1 2, every prompt, S up to 15) is the same script with
+# STEPS=300 SEEDS="0 1 2" ABL_SEEDS="0 1 2" ABL_EVERY=1 S_VALUES="1 5 15": ~110 core-hours.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RS=${RS:-rewardsds}
-OUT=${OUT:-out/world}
+OUT=${OUT:-out/world_tables}
 PROMPTS=${PROMPTS:-benchmarks/world_prompts.txt}
-SEEDS=(0 1 2)
+STEPS=${STEPS:-150}
+read -r -a SEEDS <<< "${SEEDS:-0 1}"
+read -r -a ABL_SEEDS <<< "${ABL_SEEDS:-0}"
+ABL_EVERY=${ABL_EVERY:-5}
+read -r -a S_VALUES <<< "${S_VALUES:-1 3}"
+read -r -a TABLES <<< "${TABLES:-table1 table5 ablN ablK vsd bridge ablS}"
 METRICS=judge,world-clip,world-aesthetic
-
-sweep() {  # sweep DIR [sweep options...]
-  local dir=$1
-  shift
-  "$RS" sweep "$PROMPTS" --seeds "${SEEDS[@]}" --out "$OUT/$dir" "$@" ${EXTRA[@]+"${EXTRA[@]}"}
-}
-
-evaluate() {  # evaluate DIR BASELINE
-  "$RS" eval "$OUT/$1" --metrics "$METRICS" --baseline "$2"
-  "$RS" report "$OUT/$1" --baseline "$2"
-}
-
 EXTRA=("$@")
 
-# Table 1: optimise one reward, score with both rewards and the judge.
-sweep table1 --methods sds reward-sds --reward world-clip
-sweep table1 --methods reward-sds --reward world-aesthetic
-evaluate table1 sds
+mkdir -p "$OUT/runs"
+grep -v '^\s*#' "$PROMPTS" | grep -v '^\s*$' > "$OUT/prompts.txt"
+awk -v k="$ABL_EVERY" '(NR - 1) % k == 0' "$OUT/prompts.txt" > "$OUT/prompts_ablation.txt"
 
-# Table 5: weighting schemes (top-bottom is the paper's default).
-sweep table5 --methods sds
-for w in random softmax wta topk best-worst top-bottom; do
-  sweep table5 --methods reward-sds --reward world-clip --weighting "$w"
+sweep() {  # sweep TABLE PROMPTS_FILE SEEDS... -- [sweep options...]
+  local table=$1 prompts=$2 seeds=()
+  shift 2
+  while [[ $1 != -- ]]; do seeds+=("$1"); shift; done
+  shift
+  mkdir -p "$OUT/$table"
+  [[ -e $OUT/$table/runs ]] || ln -s ../runs "$OUT/$table/runs"
+  # exit 1 = some runs failed (listed above; a rerun retries them): keep going with the rest
+  "$RS" sweep "$prompts" --seeds "${seeds[@]}" --steps "$STEPS" --out "$OUT/$table" "$@" \
+    ${EXTRA[@]+"${EXTRA[@]}"} || [[ $? == 1 ]]
+}
+
+evaluate() {  # evaluate TABLE BASELINE
+  "$RS" eval "$OUT/$1" --metrics "$METRICS" --baseline "$2" | tee "$OUT/$1/eval.log"
+  "$RS" report "$OUT/$1" --baseline "$2" --title "world $1 ($STEPS steps)"
+}
+
+abl() {  # abl TABLE [sweep options...]: the ablation prompts and seeds
+  local table=$1
+  shift
+  sweep "$table" "$OUT/prompts_ablation.txt" "${ABL_SEEDS[@]}" -- "$@"
+}
+
+for table in "${TABLES[@]}"; do
+  echo "== $table =="
+  case $table in
+    table1)  # optimise one reward, score with both rewards and the judge
+      sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods sds reward-sds --reward world-clip
+      sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods reward-sds --reward world-aesthetic
+      evaluate table1 sds ;;
+    table5)  # weighting schemes; top-bottom is the paper's default
+      abl table5 --methods sds
+      for w in top-bottom random softmax wta topk best-worst; do
+        abl table5 --methods reward-sds --reward world-clip --weighting "$w"
+      done
+      evaluate table5 sds ;;
+    ablN)
+      for n in 4 2 8; do abl ablN --methods reward-sds --reward world-clip --n-noises "$n"; done
+      evaluate ablN "reward-sds [n_noises=4]" ;;
+    ablK)
+      for k in 1.0 0.1 0.5; do abl ablK --methods reward-sds --reward world-clip --reward-steps "$k"; done
+      evaluate ablK "reward-sds [reward_steps=1]" ;;
+    ablS)
+      for s in "${S_VALUES[@]}"; do abl ablS --methods reward-sds --reward world-clip --denoise-steps "$s"; done
+      evaluate ablS "reward-sds [denoise_steps=1]" ;;
+    vsd)
+      abl vsd --methods vsd reward-vsd --reward world-clip
+      evaluate vsd vsd ;;
+    bridge)
+      abl bridge --methods bridge reward-bridge --reward world-clip
+      evaluate bridge bridge ;;
+    *) echo "unknown table $table (table1 table5 ablN ablK ablS vsd bridge)" >&2; exit 2 ;;
+  esac
 done
-evaluate table5 sds
-
-# Ablations of N, S and K, each against the default setting.
-for n in 2 4 8; do sweep ablN --methods reward-sds --reward world-clip --n-noises "$n"; done
-evaluate ablN "reward-sds [n_noises=4]"
-for s in 1 5 15; do sweep ablS --methods reward-sds --reward world-clip --denoise-steps "$s"; done
-evaluate ablS "reward-sds [denoise_steps=1]"
-for k in 0.1 0.5 1.0; do sweep ablK --methods reward-sds --reward world-clip --reward-steps "$k"; done
-evaluate ablK "reward-sds [reward_steps=1]"
-
-# The other distillation methods with and without rewards.
-sweep vsd --methods vsd reward-vsd --reward world-clip
-evaluate vsd vsd
-sweep bridge --methods bridge reward-bridge --reward world-clip
-evaluate bridge bridge
-
-echo "reports: $OUT/{table1,table5,ablN,ablS,ablK,vsd,bridge}/report.html"
+echo "reports: $OUT/{$(IFS=,; echo "${TABLES[*]}")}/report.html"

@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if isinstance(result, dict) and result.get("out"):
         print(f"wrote {result['out']}")
+    if isinstance(result, dict) and result.get("failed"):
+        # the sweep printed which runs failed; scripts chaining sweep && eval must see it too
+        print(f"rewardsds {name}: {result['failed']} of {result['runs']} runs failed (rerun to retry them)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -48,6 +48,33 @@ def test_degenerate_samples():
         bootstrap_mean([])
 
 
+def test_cluster_bootstrap_by_hand():
+    # Two prompts, two seeds each: (0, 0) and (1, 1). Resampling prompts, a replicate mean is 0 (p=1/4),
+    # 0.5 (1/2) or 1 (1/4): the CI is [0, 1].
+    e = bootstrap_mean([0.0, 0.0, 1.0, 1.0], clusters=["a", "a", "b", "b"])
+    assert (e.mean, e.lo, e.hi, e.n) == (0.5, 0.0, 1.0, 4)
+    # equal-sized clusters: the cluster bootstrap is exactly the plain bootstrap of the cluster means
+    rng = np.random.default_rng(2)
+    means = rng.normal(0.0, 1.0, 12)
+    labels = [f"p{i:02d}" for i in range(12)]
+    values = np.repeat(means, 3) + np.tile([-0.1, 0.0, 0.1], 12)
+    clustered = bootstrap_mean(values, clusters=np.repeat(labels, 3))
+    plain = bootstrap_mean(means)
+    assert (clustered.lo, clustered.hi) == pytest.approx((plain.lo, plain.hi)) and clustered.n == 36
+    # ... and wider than treating the 36 correlated runs as independent
+    assert clustered.half_width > 1.4 * bootstrap_mean(values).half_width
+    with pytest.raises(ValueError, match="cluster labels"):
+        bootstrap_mean([1.0, 2.0], clusters=["a"])
+
+
+def test_tables_resample_prompts_when_a_prompt_has_several_seeds():
+    base = {(p, s): float(i) for i, p in enumerate("abcdefgh") for s in (0, 1)}
+    a = {k: v + (1.0 if k[0] in "abcd" else -1.0) for k, v in base.items()}  # the seeds of a prompt agree
+    d = paired_difference(a, base)
+    per_prompt = bootstrap_mean([1.0] * 4 + [-1.0] * 4)  # 8 prompts, one difference each
+    assert d.n == 16 and (d.lo, d.hi) == pytest.approx((per_prompt.lo, per_prompt.hi))
+
+
 def test_paired_difference_is_exact_for_constant_offsets_and_uses_common_units():
     base = {("p1", 0): 1.0, ("p2", 0): 5.0, ("p3", 0): -2.0, ("p4", 0): 9.0}
     a = {k: v + 0.5 for k, v in base.items() if k != ("p4", 0)}

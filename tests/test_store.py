@@ -209,3 +209,46 @@ def test_missing_world_prior_and_bad_workers_are_user_errors(tmp_path, monkeypat
         run_sweep(_cfg(tmp_path, prior="world"))
     with pytest.raises(UserError, match="workers"):
         run_sweep(_cfg(tmp_path, workers=-1), h.fake_execute)
+
+
+def test_hash_covers_the_content_of_local_weight_folders(tmp_path):
+    prior = tmp_path / "my_prior"
+    (prior / "unet").mkdir(parents=True)
+    weights = prior / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(b"old weights")
+
+    def hashes():
+        return [s.config_hash for s in plan(_cfg(tmp_path, prior=str(prior), methods=("sds",)), ["a red circle"])]
+
+    before = hashes()
+    (prior / "training_record.json").write_text("{}")  # bookkeeping beside the weights: same model
+    assert hashes() == before
+    weights.write_bytes(b"new weights")  # retrained in place: the old runs must not be reused
+    assert hashes() != before
+    # a hub id (not a local folder) is its own identity
+    hub = plan(_cfg(tmp_path, prior="someone/some-model", methods=("sds",)), ["a red circle"])[0]
+    assert hub.config["weights"] == ""  # sds loads no reward, and the prior is not local
+
+
+def test_reward_folders_follow_the_reward_spec(tmp_path):
+    from rewardsds.sweep.fingerprint import reward_folders
+    from rewardsds.world.paths import aesthetic_dir, clip_dir
+
+    head = tmp_path / "head.pth"
+    head.write_bytes(b"x")
+    assert reward_folders("world-clip") == [clip_dir()]
+    assert reward_folders("0.5*world-clip + 0.5*world-aesthetic") == [clip_dir(), aesthetic_dir()]
+    assert reward_folders(f"aesthetic@{head}") == [head]
+    assert reward_folders("pickscore") == [] and reward_folders("mod.ule:fn") == []
+
+
+def test_cli_sweep_exits_nonzero_when_runs_failed(tmp_path, monkeypatch, capsys):
+    import rewardsds.sweep.runner as runner
+    from rewardsds.cli import main
+
+    real = runner.run_sweep
+    monkeypatch.setattr(runner, "run_sweep", lambda cfg: real(cfg, h.fail_on_blue))
+    argv = ["sweep", str(_prompts(tmp_path, *h.WORLD_PROMPTS)), "--methods", "sds", "--prior", "unused",
+            "--steps", "2", "--workers", "1", "--retries", "0", "--out", str(tmp_path / "sweep"), "--no-progress"]
+    assert main(argv) == 1
+    assert "1 of 2 runs failed" in capsys.readouterr().err

@@ -8,6 +8,15 @@ Statistics (percentile bootstrap, Efron & Tibshirani 1993, ch. 13):
     replicate  m*_b = (1/n) sum_u x_{U_bu},  U_bu ~ Uniform{1..n} i.i.d.,  b = 1..B
     95% CI     [q_0.025(m*), q_0.975(m*)]
 
+Several seeds per prompt are not independent draws: the seeds of one prompt share its difficulty.
+Resampling (prompt, seed) units as if i.i.d. would then understate the CI, so units are grouped by
+prompt and the *prompts* are resampled (cluster bootstrap, Davison & Hinkley 1997, sec. 3.8):
+
+    clusters c = 1..C with sums S_c and sizes n_c
+    replicate  m*_b = sum_j S_{C_bj} / sum_j n_{C_bj},  C_bj ~ Uniform{1..C} i.i.d., j = 1..C
+
+With one seed per prompt this is the plain bootstrap above.
+
 Paired difference of variant A against baseline Z over the units both have:
 d_u = x_u^A - x_u^Z, reported as mean(d) with the bootstrap CI of mean(d). Pairing removes the
 between-prompt variance that both share, so the CI is much tighter than one of two separate means.
@@ -57,18 +66,28 @@ class Unit:
         return (self.prompt, self.seed)
 
 
-def bootstrap_mean(values: Sequence[float], b: int = B_DEFAULT, seed: int = 0, level: float = LEVEL) -> Estimate:
-    """Mean and percentile-bootstrap CI over i.i.d. units (see the module docstring)."""
+def bootstrap_mean(values: Sequence[float], b: int = B_DEFAULT, seed: int = 0, level: float = LEVEL,
+                   clusters: Sequence | None = None) -> Estimate:
+    """Mean and percentile-bootstrap CI (see the module docstring): over i.i.d. units, or, with
+    ``clusters`` (one label per value, e.g. its prompt), over whole clusters."""
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"bootstrap_mean needs a non-empty 1-d sample, got shape {x.shape}")
     if b < 1:
         raise ValueError(f"bootstrap replicates must be >= 1, got {b}")
+    if clusters is not None and len(clusters) != x.size:
+        raise ValueError(f"{len(clusters)} cluster labels for {x.size} values")
     mean = float(x.mean())
     if x.size == 1 or np.all(x == x[0]):  # every replicate equals the mean
         return Estimate(mean, mean, mean, int(x.size))
     rng = np.random.default_rng(seed)
-    reps = x[rng.integers(0, x.size, size=(b, x.size))].mean(axis=1)
+    if clusters is None:
+        reps = x[rng.integers(0, x.size, size=(b, x.size))].mean(axis=1)
+    else:
+        _, group = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+        sums, sizes = np.bincount(group, weights=x), np.bincount(group).astype(np.float64)
+        pick = rng.integers(0, sums.size, size=(b, sums.size))
+        reps = sums[pick].sum(axis=1) / sizes[pick].sum(axis=1)
     alpha = (1 - level) / 2
     lo, hi = np.quantile(reps, [alpha, 1 - alpha])
     return Estimate(mean, float(lo), float(hi), int(x.size))
@@ -76,11 +95,12 @@ def bootstrap_mean(values: Sequence[float], b: int = B_DEFAULT, seed: int = 0, l
 
 def paired_difference(a: Mapping[tuple, float], z: Mapping[tuple, float], b: int = B_DEFAULT, seed: int = 0,
                       level: float = LEVEL) -> Estimate | None:
-    """mean(a_u - z_u) over the units in both, with its bootstrap CI; None when they share no unit."""
+    """mean(a_u - z_u) over the units in both, with its bootstrap CI resampling prompts (a unit key's
+    first element); None when they share no unit."""
     keys = sorted(set(a) & set(z))
     if not keys:
         return None
-    return bootstrap_mean([a[k] - z[k] for k in keys], b=b, seed=seed, level=level)
+    return bootstrap_mean([a[k] - z[k] for k in keys], b=b, seed=seed, level=level, clusters=_prompts_of(keys))
 
 
 def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
@@ -119,7 +139,8 @@ def metric_table(units: Sequence[Unit], metric: str, baseline: str | None, b: in
     base = per_variant.get(baseline) if baseline else None
     for variant in sorted(per_variant, key=_variant_order):
         vals = per_variant[variant]
-        est = bootstrap_mean([vals[k] for k in sorted(vals)], b=b, seed=seed)
+        keys = sorted(vals)
+        est = bootstrap_mean([vals[k] for k in keys], b=b, seed=seed, clusters=_prompts_of(keys))
         diff = None
         if base is not None and variant != baseline:
             diff = paired_difference(vals, base, b=b, seed=seed)
@@ -158,6 +179,13 @@ def _variant_order(label: str) -> tuple:
     # natural order of the numbers in the label: n_noises=2, 4, 8 (not 2, 8, 4 or 15 before 1)
     parts = tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(_NUMBER.split(label)))
     return (order.index(method) if method in order else len(order), method, parts)
+
+
+def _prompts_of(keys: Sequence[tuple]) -> list | None:
+    """Cluster labels for (prompt, seed) keys: the prompt; None (plain bootstrap) when every prompt
+    has one seed, so single-seed sweeps keep the textbook estimator."""
+    prompts = [k[0] for k in keys]
+    return prompts if len(set(prompts)) < len(prompts) else None
 
 
 def _hashable(v):

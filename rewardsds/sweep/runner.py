@@ -72,6 +72,7 @@ def plan(cfg: SweepConfig, prompts: list[str]) -> list[RunSpec]:
     """The cross product methods x prompts x seeds, validated before anything runs."""
     from ..config import GenerateConfig, guidance_config, loop_config, resolve
     from .config import FORWARDED
+    from .fingerprint import weights_fingerprint
 
     if not cfg.methods:
         raise UserError("--methods is empty")
@@ -84,6 +85,7 @@ def plan(cfg: SweepConfig, prompts: list[str]) -> list[RunSpec]:
     if cfg.batch < 1:
         raise UserError(f"--batch must be >= 1, got {cfg.batch}")
     common = {k: getattr(cfg, k) for k in FORWARDED}
+    fingerprints: dict[tuple, str] = {}  # hashing the weight folders once per (prior, reward)
     specs = []
     for method in dict.fromkeys(cfg.methods):
         try:
@@ -94,6 +96,10 @@ def plan(cfg: SweepConfig, prompts: list[str]) -> list[RunSpec]:
         for prompt in prompts:
             for seed in dict.fromkeys(cfg.seeds):
                 conf = canonical_config(GenerateConfig(**common, method=method, prompt=prompt, seed=seed))
+                key = (conf["prior"], conf.get("reward"))
+                if key not in fingerprints:
+                    fingerprints[key] = weights_fingerprint(*key)
+                conf["weights"] = fingerprints[key]  # a retrained model must not reuse these runs
                 spec = RunSpec(prompt, method, seed, conf, "")
                 specs.append(dataclasses.replace(spec, run_dir=f"runs/{spec.config_hash[:16]}"))
     return specs

@@ -1,0 +1,75 @@
+"""Fingerprints of the local weight folders a run loads, so that a sweep never reuses runs made with
+other weights.
+
+A run's config names its prior and reward by spec ("world", "world-clip", a folder, a hub id). A
+retrained world prior or a folder overwritten in place keeps the same spec, so the spec alone would
+let a rerun of the sweep adopt images made by the old model. The config hash therefore also covers
+the *content* of every local folder the specs point at. Hub ids are left as they are: the id (and
+the revision the hub serves) is their identity, and hashing them would mean downloading them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+# What changes a model's outputs: its weights and its configs (tokenizer files included).
+_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json", ".txt", ".model")
+
+
+def folder_digest(path: Path) -> str:
+    """SHA-256 over the relative names and contents of the model files under ``path`` (a file: its
+    own content). Training records and logs beside the weights are not model files and do not count."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix in _SUFFIXES and p.name != "training_record.json")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def prior_folder(spec: str) -> Path | None:
+    """The local folder a --prior spec loads, or None for a hub id."""
+    if spec == "world":
+        from ..world.paths import prior_dir
+
+        return prior_dir()
+    p = Path(spec).expanduser()
+    return p if p.exists() else None
+
+
+def reward_folders(spec: str) -> list[Path]:
+    """The local weights a --reward spec loads: the world's shipped models and every ``name@path``
+    that is a local path. A ``module:function`` reward is code, not weights, and is not covered."""
+    from ..rewards.factory import _WEIGHT, _split_terms
+    from ..world.paths import aesthetic_dir, clip_dir
+
+    out = []
+    for term in _split_terms(spec.strip()):
+        m = _WEIGHT.match(term)
+        single = (m["rest"] if m else term).strip()
+        name, _, arg = single.partition("@")
+        name = name.strip().lower()
+        if arg.strip() and Path(arg.strip()).expanduser().exists():
+            out.append(Path(arg.strip()).expanduser())
+        elif name == "world-clip":
+            out.append(clip_dir())
+        elif name == "world-aesthetic":
+            out.append(aesthetic_dir())
+    return out
+
+
+def weights_fingerprint(prior: str, reward: str | None) -> str:
+    """One short digest over the prior's and the reward's local folders ('' when none is local)."""
+    folders = [f for f in [prior_folder(prior), *(reward_folders(reward) if reward else [])] if f is not None]
+    if not folders:
+        return ""
+    h = hashlib.sha256()
+    for f in folders:
+        h.update(folder_digest(f).encode())
+    return h.hexdigest()[:16]
