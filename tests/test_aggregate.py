@@ -122,3 +122,15 @@ def test_variant_labels_and_baseline():
     assert resolve_baseline("sds", labels.values()) == "sds"
     assert resolve_baseline("reward-sds", labels.values()) is None  # ambiguous
     assert resolve_baseline("reward-sds [n_noises=8]", labels.values()) == "reward-sds [n_noises=8]"
+
+
+def test_markdown_table_by_hand():
+    from rewardsds.eval.tables import format_markdown
+
+    md = format_markdown(aggregate(_units(), baseline="sds", b=500)).splitlines()
+    assert md[0] == "| variant | n | clip | judge | s / image | prior calls / image |"
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in md[2:4]}
+    assert rows["sds"] == "| sds | 4 | – | 25.0 [15.0, 35.0] | 1.0 | 300 |"
+    # reward-sds is exactly +2 on every unit: a zero-width CI that excludes 0, so the difference is bold
+    assert "27.0 [" in rows["reward-sds"] and "**Δ +2 [+2, +2]**" in rows["reward-sds"]
+    assert rows["reward-sds"].endswith("| 3.0 | 1200 |") and "paired difference against `sds`" in md[-1]

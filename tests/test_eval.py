@@ -34,6 +34,8 @@ def test_judge_scores_world_prompts_only_and_rewards_score_all(sweep):
     agg = json.loads((sweep / "eval.json").read_text())
     assert [r["variant"] for r in agg["metrics"]["judge"]] == ["sds", "reward-sds"]
     assert agg["metrics"]["judge"][0]["n"] == 2  # the non-world prompt has no judge score
+    md = (sweep / "eval.md").read_text()  # the same numbers as a Markdown table
+    assert md.startswith("| variant | n | judge | judge-all |") and "| reward-sds | 3 |" in md
 
     h.SCORED.clear()  # a second eval only aggregates: nothing is rescored ...
     assert main(["eval", str(sweep), "--metrics", "_sweep_helpers:counting_reward", "--bootstrap", "50"]) == 0

@@ -9,7 +9,8 @@ Each run's ``image_raw.png`` (B tiles side by side for --batch B) is scored with
   reward (``100 max(cos, 0)``), as the paper reports it: nothing is rescaled here.
 
 A run's score is the mean over its tiles. Scores already stored are kept unless --force, so adding a
-metric later only computes that metric. The tables go to stdout and ``SWEEP_DIR/eval.json``.
+metric later only computes that metric. The tables go to stdout, ``SWEEP_DIR/eval.json`` and
+``SWEEP_DIR/eval.md`` (Markdown).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from ..errors import UserError
 from ..sweep.store import Run, Store
 from .aggregate import Unit, aggregate, variant_labels
+from .tables import format_markdown, format_tables
 
 if TYPE_CHECKING:
     from .config import EvalConfig
@@ -118,27 +120,6 @@ def load_units(store: Store) -> tuple[list[Unit], dict[int, str]]:
     return units, labels
 
 
-def format_tables(agg: dict) -> str:
-    """The aggregate as plain-text tables (what `rewardsds eval` prints)."""
-    lines = []
-    base = agg["baseline"]
-    for metric, rows in agg["metrics"].items():
-        lines.append(f"\n{metric}  (mean [95% CI]; diff = paired difference vs {base or 'no baseline'})")
-        width = max([len(r["variant"]) for r in rows] + [7])
-        for r in rows:
-            d = r["diff"]
-            diff = f"  diff {d['mean']:+.3g} [{d['lo']:+.3g}, {d['hi']:+.3g}]" if d else ""
-            lines.append(f"  {r['variant']:<{width}}  n={r['n']:<4d} {r['mean']:.4g} [{r['lo']:.4g}, "
-                         f"{r['hi']:.4g}]{diff}")
-    if agg["cost"]:
-        lines.append("\ncost per image (mean)")
-        for r in agg["cost"]:
-            sec, calls = r["seconds"], r["prior_calls"]
-            lines.append(f"  {r['variant']:<30}  {sec['mean'] if sec else float('nan'):8.2f} s  "
-                         f"{calls['mean'] if calls else float('nan'):8.0f} prior calls")
-    return "\n".join(lines).lstrip("\n")
-
-
 def run_eval(cfg: EvalConfig) -> dict:
     from .. import media
     from ..run2d import pick_device
@@ -174,5 +155,6 @@ def run_eval(cfg: EvalConfig) -> dict:
     if cfg.baseline and agg["baseline"] is None:
         print(f"eval: baseline {cfg.baseline!r} matches no single variant; no paired differences")
     print(format_tables(agg))
+    media.save_text(sweep_dir / "eval.md", format_markdown(agg))
     path = media.save_json(sweep_dir / "eval.json", agg)
     return {"out": str(path), **{k: agg[k] for k in ("baseline", "metrics")}}
