@@ -91,10 +91,27 @@ class EditConfig(CommonConfig):
     n_noises: int = 5
 
 
+WORLD_FAMILY = "RewardSDSWorldPrior"  # model_index.json's _class_name (world.train_prior writes it)
+
+
+def is_world_prior(prior: str) -> bool:
+    """'world', or a folder holding a world prior (e.g. one retrained with world.train_prior): it wants
+    the world's defaults, not Stable Diffusion's. Reads model_index.json only; loads nothing."""
+    if prior == "world":
+        return True
+    import json
+
+    try:
+        index = json.loads((Path(prior).expanduser() / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(index, dict) and index.get("_class_name") == WORLD_FAMILY
+
+
 def prior_defaults(prior: str, method: str) -> dict:
     """Steps, lr and guidance scale for a prior family and method (paper values for SD)."""
     base = method.removeprefix("reward-")
-    if prior == "world":
+    if is_world_prior(prior):
         cfg = {"sds": 20.0, "vsd": 7.5, "bridge": 20.0, "dds": 7.5}[base]
         return {"steps": 300, "lr": 0.02, "cfg": cfg}
     cfg = {"sds": 100.0, "vsd": 7.5, "bridge": 40.0, "dds": 7.5}[base]

@@ -30,7 +30,7 @@ import torch
 import tyro
 from tqdm import tqdm
 
-from .config import CommonConfig, prior_defaults
+from .config import CommonConfig, is_world_prior, prior_defaults
 from .export3d import atomic_torch_save, export_field
 from .loop import truncate_log
 from .render import (
@@ -91,7 +91,7 @@ class Gen3DConfig(CommonConfig):
 
 def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     """Fill the None fields from the prior family's 3D defaults (idempotent)."""
-    world = cfg.prior == "world"
+    world = is_world_prior(cfg.prior)
     d = prior_defaults(cfg.prior, cfg.method)
     d.update(steps=400 if world else 5000, lr=1e-2)
     d.update(views=4 if world else 1, render_resolutions=(32,) if world else (64,), view_dependent=not world)

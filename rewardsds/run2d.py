@@ -17,6 +17,7 @@ import torch
 from . import media
 from .config import (
     PRIOR_ALIASES,
+    WORLD_FAMILY,
     CommonConfig,
     EditConfig,
     GenerateConfig,
@@ -121,7 +122,7 @@ def _finish(cfg, out: Path, prior, result, prompts: list[str], reward, extra: di
                "skipped_steps": result.skipped_steps, "prior_calls": result.prior_calls,
                "seconds": round(result.seconds, 2), "final_reward": final_rewards,
                "video": video.name if video else None, **extra}
-    if getattr(prior, "family", "") == "RewardSDSWorldPrior":
+    if getattr(prior, "family", "") == WORLD_FAMILY:
         summary["judge"] = _judge(result.images, prompts)
     media.save_json(out / "summary.json", summary)
     return summary

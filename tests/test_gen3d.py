@@ -100,6 +100,14 @@ def test_resolution_schedule_and_validation(tmp_path):
     assert cfg.view_dependent and cfg.background == "learned" and cfg.t_anneal_steps == cfg.steps
     world = resolve3d(Gen3DConfig(prompt="x"))
     assert not world.view_dependent and world.views == 4 and world.render_resolutions == (32,)
+    # a retrained world prior in its own folder is recognised by its model_index.json, not its name
+    (tmp_path / "my_world").mkdir()
+    (tmp_path / "my_world" / "model_index.json").write_text('{"_class_name": "RewardSDSWorldPrior"}')
+    (tmp_path / "my_sd").mkdir()
+    (tmp_path / "my_sd" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    mine = resolve3d(Gen3DConfig(prompt="x", prior=str(tmp_path / "my_world")))
+    assert (mine.views, mine.steps, mine.cfg) == (world.views, world.steps, world.cfg)
+    assert resolve3d(Gen3DConfig(prompt="x", prior=str(tmp_path / "my_sd"))).cfg == cfg.cfg == 100.0
     with pytest.raises(ValueError, match="milestones"):
         resolve3d(Gen3DConfig(prompt="x", render_resolutions=(32, 64)))
     with pytest.raises(ValueError, match="DDS"):
