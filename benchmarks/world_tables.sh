@@ -4,6 +4,7 @@
 #   bash benchmarks/world_tables.sh                       # everything below, ~110 min on 2 cores
 #   TABLES=table1 bash benchmarks/world_tables.sh         # only the main table, ~62 min on 2 cores
 #   OUT=out/w bash benchmarks/world_tables.sh --ray auto  # on an existing Ray cluster (shared OUT)
+#   RESULTS=benchmarks/results/world_tables bash ...      # also copy eval.md/.json/.log + report.html there
 #
 # Extra arguments go to every `rewardsds sweep`. Everything is resumable: rerunning skips finished runs
 # (and eval skips scored ones), so the script can be stopped and restarted at any point. All tables
@@ -63,6 +64,10 @@ sweep() {  # sweep TABLE PROMPTS_FILE SEEDS... -- [sweep options...]
 evaluate() {  # evaluate TABLE BASELINE
   "$RS" eval "$OUT/$1" --metrics "$METRICS" --baseline "$2" | tee "$OUT/$1/eval.log"
   "$RS" report "$OUT/$1" --baseline "$2" --title "world $1 ($STEPS steps)"
+  if [[ -n ${RESULTS:-} ]]; then
+    mkdir -p "$RESULTS/$1"
+    cp "$OUT/$1"/{eval.md,eval.json,eval.log,report.html} "$RESULTS/$1/"
+  fi
 }
 
 abl() {  # abl TABLE [sweep options...]: the ablation prompts and seeds

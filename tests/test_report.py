@@ -48,6 +48,18 @@ def test_report_is_self_contained_and_escaped(report):
     assert '<td class="up">+20</td>' in row and "[+20, +20]" in row
 
 
+def test_each_variant_has_one_colour_in_every_chart(report):
+    html = report.read_text()
+    colours: dict[str, set[str]] = {}
+    for col, label in re.findall(r'<circle [^>]*fill="(#\w+)"><title>([^:<]+):', html):
+        colours.setdefault(label, set()).add(col)
+    for col, label in re.findall(r'<polyline [^>]*stroke="(#\w+)"[^>]*><title>([^<]+)</title>', html):
+        colours.setdefault(label, set()).add(col)
+    assert {"sds", "reward-sds"} <= set(colours)
+    assert all(len(c) == 1 for c in colours.values()), colours  # curves list sds first, scatters too
+    assert colours["sds"] != colours["reward-sds"]
+
+
 def test_report_errors(tmp_path):
     with pytest.raises(UserError, match="not a sweep folder"):
         run_report(ReportConfig(sweep_dir=tmp_path))

@@ -23,8 +23,10 @@ class ReportConfig:
     """method (or full variant label) of the paired differences"""
     metrics: str = ""
     """comma-separated metrics to show (default: every metric `rewardsds eval` stored)"""
-    cost: Literal["prior_calls", "seconds"] = "prior_calls"
-    """x axis of the cost vs quality charts"""
+    cost: Literal["seconds", "prior_calls"] = "seconds"
+    """x axis of the cost vs quality charts: seconds per image (what you wait for, on the sweep's
+    machine) or prior calls per image (machine-independent, but one call evaluates all N candidates,
+    so it does not see N)"""
     gallery_prompts: int = 24
     """prompts (rows) in the gallery"""
     gallery_seed: int | None = None

@@ -44,7 +44,7 @@ class ReportData:
     sweep_dir: str
     counts: dict[str, int]
     agg: dict
-    cost_axis: str = "prior_calls"
+    cost_axis: str = "seconds"
     settings: dict[str, str] = field(default_factory=dict)
     curves: dict[str, dict[str, tuple[list[float], list[float]]]] = field(default_factory=dict)
     gallery_prompts: list[str] = field(default_factory=list)
@@ -191,6 +191,12 @@ def _cost_table(cost: list[dict]) -> str:
     return f'<table class="cost">{head}{"".join(body)}</table>'
 
 
+def _colors(data: ReportData) -> dict[str, str]:
+    """One colour per variant, the same in every chart (tables' order: plain methods first)."""
+    order = [r["variant"] for r in data.agg["cost"]] + [v for v in data.curves]
+    return {v: svg.color(i) for i, v in enumerate(dict.fromkeys(order))}
+
+
 def _scatters(data: ReportData) -> str:
     cost = {r["variant"]: r[data.cost_axis] for r in data.agg["cost"]}
     charts = []
@@ -198,7 +204,8 @@ def _scatters(data: ReportData) -> str:
         pts = [(r["variant"], cost[r["variant"]]["mean"], r["mean"], r["lo"], r["hi"])
                for r in rows if cost.get(r["variant"])]
         if pts:
-            charts.append(svg.scatter_chart(pts, f"{metric} vs cost", COST_LABEL[data.cost_axis], metric))
+            charts.append(svg.scatter_chart(pts, f"{metric} vs cost", COST_LABEL[data.cost_axis], metric,
+                                            colors=_colors(data)))
     return f'<div class="charts">{"".join(charts)}</div>' if charts else '<p class="muted">no scores yet</p>'
 
 
@@ -208,7 +215,7 @@ def _curves(data: ReportData) -> str:
                                 ("grad_norm", "gradient norm per step", "||grad||")):
         series = [(v, *c[name]) for v, c in data.curves.items() if c.get(name) and c[name][0]]
         if series:
-            charts.append(svg.line_chart(series, title, "step", ylabel))
+            charts.append(svg.line_chart(series, title, "step", ylabel, colors=_colors(data)))
     return f'<div class="charts">{"".join(charts)}</div>' if charts else '<p class="muted">no logs</p>'
 
 
@@ -255,7 +262,8 @@ def render(data: ReportData) -> str:
         f'<p>{escape(data.sweep_dir)} — {c.get("done", 0)} done, {c.get("failed", 0)} failed, '
         f'{c.get("pending", 0) + c.get("running", 0)} not finished. {settings}</p>',
         f'<p class="muted">Means with {int(boot.get("level", 0.95) * 100)}% percentile-bootstrap CIs '
-        f'({boot.get("replicates", "?")} resamples of the (prompt, seed) units, seed {boot.get("seed", "?")}); '
+        f'({boot.get("replicates", "?")} resamples of whole prompts, all seeds of a prompt together; '
+        f'seed {boot.get("seed", "?")}); '
         "paired differences over the (prompt, seed) pairs both variants ran; green / red: CI above / below 0. "
         f"Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>",
         "<h2>Scores</h2>", tables,

@@ -8,7 +8,7 @@ with "nice" tick steps of 1, 2, 2.5 or 5 x 10^k chosen so that about 5 ticks cov
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -18,6 +18,11 @@ _MARGIN = {"left": 58, "right": 16, "top": 30, "bottom": 44}
 
 def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+def _pick(colors: Mapping[str, str] | None, label: str, i: int) -> str:
+    """The label's colour from the report-wide map (one variant, one colour in every chart), else by index."""
+    return (colors or {}).get(label) or color(i)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -90,19 +95,20 @@ def _finite(*vs) -> bool:
 
 
 def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str, xlabel: str,
-               ylabel: str, width: int = 560, height: int = 320) -> str:
+               ylabel: str, width: int = 560, height: int = 320, colors: Mapping[str, str] | None = None) -> str:
     """One polyline per (label, xs, ys), with a legend; non-finite points are dropped."""
     clean = [(lab, [(x, y) for x, y in zip(xs, ys) if _finite(x, y)]) for lab, xs, ys in series]
     clean = [(lab, pts) for lab, pts in clean if pts]
     ax = _Axes([x for _, p in clean for x, _ in p], [y for _, p in clean for _, y in p], width, height)
     body = ax.frame(title, xlabel, ylabel)
     for i, (lab, pts) in enumerate(clean):
+        col = _pick(colors, lab, i)
         path = " ".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in pts)
-        body.append(f'<polyline fill="none" stroke="{color(i)}" stroke-width="1.6" points="{path}">'
+        body.append(f'<polyline fill="none" stroke="{col}" stroke-width="1.6" points="{path}">'
                     f"<title>{escape(lab)}</title></polyline>")
         ly = _MARGIN["top"] + 14 + 14 * i
         lx = _MARGIN["left"] + 8
-        body.append(f'<line x1="{lx}" x2="{lx + 16}" y1="{ly - 4}" y2="{ly - 4}" stroke="{color(i)}" '
+        body.append(f'<line x1="{lx}" x2="{lx + 16}" y1="{ly - 4}" y2="{ly - 4}" stroke="{col}" '
                     f'stroke-width="3"/><text x="{lx + 20}" y="{ly}">{escape(lab)}</text>')
     if not clean:
         body.append(f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" fill="#888">no data'
@@ -111,20 +117,21 @@ def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], t
 
 
 def scatter_chart(points: Sequence[tuple[str, float, float, float | None, float | None]], title: str, xlabel: str,
-                  ylabel: str, width: int = 420, height: int = 300) -> str:
+                  ylabel: str, width: int = 420, height: int = 300, colors: Mapping[str, str] | None = None) -> str:
     """Points (label, x, y, y_lo, y_hi): a dot with a vertical CI bar and its label."""
     pts = [p for p in points if _finite(p[1], p[2])]
     ys = [v for p in pts for v in (p[2], p[3], p[4]) if v is not None and math.isfinite(v)]
     ax = _Axes([p[1] for p in pts], ys, width, height, pad_x=0.08)
     body = ax.frame(title, xlabel, ylabel)
     for i, (lab, x, y, lo, hi) in enumerate(pts):
+        col = _pick(colors, lab, i)
         cx, cy = ax.px(x), ax.py(y)
         right = cx < _MARGIN["left"] + ax.pw * 0.6  # label on the side with room
         if _finite(lo, hi):
             body.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{ax.py(lo):.1f}" y2="{ax.py(hi):.1f}" '
-                        f'stroke="{color(i)}" stroke-width="2"/>')
-        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color(i)}"><title>{escape(lab)}: '
+                        f'stroke="{col}" stroke-width="2"/>')
+        body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{col}"><title>{escape(lab)}: '
                     f"{_fmt(x)}, {_fmt(y)}</title></circle>"
-                    f'<text x="{cx + (8 if right else -8):.1f}" y="{cy - 6:.1f}" fill="{color(i)}" '
+                    f'<text x="{cx + (8 if right else -8):.1f}" y="{cy - 6:.1f}" fill="{col}" '
                     f'text-anchor="{"start" if right else "end"}">{escape(lab)}</text>')
     return _svg(width, height, body, title)
