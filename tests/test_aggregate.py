@@ -134,3 +134,15 @@ def test_markdown_table_by_hand():
     # reward-sds is exactly +2 on every unit: a zero-width CI that excludes 0, so the difference is bold
     assert "27.0 [" in rows["reward-sds"] and "**Δ +2 [+2, +2]**" in rows["reward-sds"]
     assert rows["reward-sds"].endswith("| 3.0 | 1200 |") and "paired difference against `sds`" in md[-1]
+
+
+def test_weights_fingerprint_is_named_only_when_it_tells_runs_apart():
+    def conf(reward, weights, seed=0):
+        return {"method": "reward-sds", "prompt": "a", "seed": seed, "reward": reward, "weights": weights}
+
+    by_reward = variant_labels({1: conf("world-clip", "aa"), 2: conf("world-aesthetic", "bb")})
+    assert by_reward == {1: "reward-sds [reward=world-clip]", 2: "reward-sds [reward=world-aesthetic]"}
+    retrained = variant_labels({1: conf("world-clip", "aa"), 2: conf("world-clip", "cc")})
+    assert retrained == {1: "reward-sds [weights=aa]", 2: "reward-sds [weights=cc]"}
+    both = variant_labels({1: conf("world-clip", "aa"), 2: conf("world-clip", "cc"), 3: conf("x", "dd")})
+    assert both[1] == "reward-sds [reward=world-clip, weights=aa]" and both[3] == "reward-sds [reward=x, weights=dd]"

@@ -36,6 +36,8 @@ _NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
 LEVEL = 0.95
 # Config keys that vary inside one method because they are the sweep's axes, not its variants.
 AXES = ("prompt", "seed")
+# Config keys that follow from others (the weights' fingerprint follows from --prior and --reward).
+DERIVED = ("weights",)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,15 @@ def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
     for method, rids in by_method.items():
         keys = sorted({k for r in rids for k in configs[r]} - set(AXES) - {"method"})
         varying = [k for k in keys if len({_hashable(configs[r].get(k)) for r in rids}) > 1]
+        # 'weights' (the models' fingerprint) changes with --reward; name it only when it is what tells
+        # runs apart (the same settings with retrained weights)
+        rest = [k for k in varying if k not in DERIVED]
+        groups: dict[tuple, set] = {}
+        for r in rids:
+            groups.setdefault(tuple(_hashable(configs[r].get(k)) for k in rest), set()).update(
+                _hashable(configs[r].get(k)) for k in DERIVED if k in varying)
+        if all(len(v) <= 1 for v in groups.values()):
+            varying = rest
         for r in rids:
             extra = ", ".join(f"{k}={_short(configs[r].get(k))}" for k in varying)
             labels[r] = f"{method} [{extra}]" if extra else method
