@@ -11,7 +11,8 @@
 # share one run folder (OUT/runs, linked from each table's folder): a run is identified by its config
 # hash, so e.g. the default RewardSDS run of a prompt is made once and used by every table.
 #
-# Tables (OUT/<table>/report.html each; eval.log has the text tables):
+# Tables (OUT/<table>/report.html each; eval.md / eval.log have the tables; table1/by_category.md
+# splits Table 1 by prompt category):
 #   table1  sds vs reward-sds optimising world-clip vs reward-sds optimising world-aesthetic, each scored
 #           by the judge and both rewards (paper Table 1: cross-evaluation; reward hacking shows here).
 #           All 65 prompts of benchmarks/world_prompts.txt x seeds 0 1.
@@ -34,6 +35,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RS=${RS:-rewardsds}
+PY=${PY:-$( [[ -x $(dirname "$RS")/python ]] && echo "$(dirname "$RS")/python" || echo python3 )}
 OUT=${OUT:-out/world_tables}
 PROMPTS=${PROMPTS:-benchmarks/world_prompts.txt}
 STEPS=${STEPS:-150}
@@ -82,7 +84,9 @@ for table in "${TABLES[@]}"; do
     table1)  # optimise one reward, score with both rewards and the judge
       sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods sds reward-sds --reward world-clip
       sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods reward-sds --reward world-aesthetic
-      evaluate table1 sds ;;
+      evaluate table1 sds
+      "$PY" benchmarks/world_by_category.py "$OUT/table1" > /dev/null  # where it helps: by prompt category
+      [[ -z ${RESULTS:-} ]] || cp "$OUT/table1/by_category.md" "$RESULTS/table1/" ;;
     table5)  # weighting schemes; top-bottom is the paper's default
       abl table5 --methods sds
       for w in top-bottom random softmax wta topk best-worst; do
