@@ -50,3 +50,13 @@ def test_tables_script_parses_and_calls_sweep_eval_report():
     cmds = [ln.split()[0] for ln in r.stdout.splitlines() if ln and not ln.startswith("reports:")]
     assert cmds.count("eval") == cmds.count("report") == 7 and cmds.count("sweep") >= 15
     assert all("--workers 3" in ln for ln in r.stdout.splitlines() if ln.startswith("sweep"))
+
+
+def test_categories_follow_the_section_comments():
+    spec = importlib.util.spec_from_file_location("world_by_category", BENCH / "world_by_category.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cat = mod.categories(BENCH / "world_prompts.txt")
+    counts = {c: list(cat.values()).count(c) for c in dict.fromkeys(cat.values())}
+    assert counts == {"single objects": 21, "two objects, spatial relations": 32, "held-out colour-shape pairs": 12}
+    assert cat["a red circle"] == "single objects"
