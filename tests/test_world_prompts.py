@@ -42,14 +42,18 @@ def test_prompts_cover_singles_relations_and_held_out_pairs():
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
-def test_tables_script_parses_and_calls_sweep_eval_report():
+def test_tables_script_parses_and_calls_sweep_eval_report(tmp_path):
     assert subprocess.run(["bash", "-n", str(BENCH / "world_tables.sh")]).returncode == 0
     r = subprocess.run(["bash", str(BENCH / "world_tables.sh"), "--workers", "3"], capture_output=True, text=True,
-                       env={"RS": "echo", "OUT": "/nonexistent/out", "PATH": "/usr/bin:/bin"})
+                       env={"RS": "echo", "PY": "echo", "OUT": str(tmp_path / "out"), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     cmds = [ln.split()[0] for ln in r.stdout.splitlines() if ln and not ln.startswith("reports:")]
     assert cmds.count("eval") == cmds.count("report") == 7 and cmds.count("sweep") >= 15
     assert all("--workers 3" in ln for ln in r.stdout.splitlines() if ln.startswith("sweep"))
+    # every table's runs live in one shared folder; the ablations run on every 5th prompt
+    assert (tmp_path / "out" / "table5" / "runs").resolve() == (tmp_path / "out" / "runs").resolve()
+    n_prompts = len((tmp_path / "out" / "prompts.txt").read_text().splitlines())
+    assert n_prompts == 65 and len((tmp_path / "out" / "prompts_ablation.txt").read_text().splitlines()) == 13
 
 
 def test_categories_follow_the_section_comments():
