@@ -92,3 +92,18 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         assert not bad, bad
     keep = Path("/tmp/rewardsds_report_screenshot.png")  # for a person to look at
     shutil.copyfile(shot, keep)
+
+
+def test_scatter_labels_stay_inside_the_chart():
+    from rewardsds.report.svg import scatter_chart
+
+    long = "reward-sds [reward=world-aesthetic, n_noises=8, denoise_steps=15]"
+    chart = scatter_chart([("sds", 7.0, 60.0, 55.0, 65.0), (long, 25.0, 70.0, 65.0, 75.0)], "t", "s", "judge",
+                          width=420)
+    texts = re.findall(r'<text x="([\d.]+)"[^>]*text-anchor="(start|end)">([^<]*)</text>', chart)
+    labels = [(float(x), anchor, t) for x, anchor, t in texts if t.startswith(("sds", "reward"))]
+    assert len(labels) == 2
+    for x, anchor, t in labels:  # ~6.2 px a character of 11 px sans-serif
+        left, right = (x, x + 6.2 * len(t)) if anchor == "start" else (x - 6.2 * len(t), x)
+        assert left >= 0 and right <= 420, (t, left, right)
+    assert any(t.endswith("…") for _, _, t in labels) and f"<title>{long}: 25, 70</title>" in chart

@@ -126,12 +126,20 @@ def scatter_chart(points: Sequence[tuple[str, float, float, float | None, float 
     for i, (lab, x, y, lo, hi) in enumerate(pts):
         col = _pick(colors, lab, i)
         cx, cy = ax.px(x), ax.py(y)
-        right = cx < _MARGIN["left"] + ax.pw * 0.6  # label on the side with room
+        room_right, room_left = width - cx - 10, cx - 10
+        right = room_right >= room_left  # label on the side with more room ...
+        text = _fit(lab, room_right if right else room_left)  # ... shortened to fit (full text in the tooltip)
         if _finite(lo, hi):
             body.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{ax.py(lo):.1f}" y2="{ax.py(hi):.1f}" '
                         f'stroke="{col}" stroke-width="2"/>')
         body.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{col}"><title>{escape(lab)}: '
                     f"{_fmt(x)}, {_fmt(y)}</title></circle>"
                     f'<text x="{cx + (8 if right else -8):.1f}" y="{cy - 6:.1f}" fill="{col}" '
-                    f'text-anchor="{"start" if right else "end"}">{escape(lab)}</text>')
+                    f'text-anchor="{"start" if right else "end"}">{escape(text)}</text>')
     return _svg(width, height, body, title)
+
+
+def _fit(label: str, room_px: float, char_px: float = 6.2) -> str:
+    """The label cut to about room_px pixels of 11 px sans-serif (~6.2 px a character), ending in '…'."""
+    n = int(room_px // char_px)
+    return label if len(label) <= n else label[:max(n - 1, 1)] + "…"
