@@ -104,3 +104,15 @@ def test_export_field_writes_everything(tmp_path, renderer):
                                   mesh_resolution=16, level=5.0)
     assert set(files) == {"turntable", "views", "obj", "glb"}
     assert all(p.exists() and p.stat().st_size > 0 for p in files.values())
+
+
+def test_atomic_write_gives_outputs_the_usual_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with export3d.atomic_path(tmp_path / "x.png") as tmp:
+            tmp.write_bytes(b"data")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
