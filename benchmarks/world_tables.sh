@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The paper's tables on the embedded world, sized for a 2-core CPU: sweep + eval + report per table.
 #
-#   bash benchmarks/world_tables.sh                       # everything below, ~110 min on 2 cores
-#   TABLES=table1 bash benchmarks/world_tables.sh         # only the main table, ~62 min on 2 cores
+#   bash benchmarks/world_tables.sh                       # everything below, ~2.6 h on 2 cores
+#   TABLES=table1 bash benchmarks/world_tables.sh         # only the main table, ~64 min on 2 cores
+#   ABL_SEEDS=0 bash benchmarks/world_tables.sh           # ablations with one seed: ~1.9 h in all
 #   OUT=out/w bash benchmarks/world_tables.sh --ray auto  # on an existing Ray cluster (shared OUT)
 #   RESULTS=benchmarks/results/world_tables bash ...      # also copy eval.md/.json/.log + report.html there
 #
@@ -18,7 +19,7 @@
 #           All 65 prompts of benchmarks/world_prompts.txt x seeds 0 1.
 #   table5  the six weighting schemes (paper Table 5)          } on every 5th prompt (13: 5 single,
 #   ablN    N = 2, 4, 8 noise candidates                       }  6 relations, 2 held-out pairs),
-#   ablK    K = 10%, 50%, 100% of the steps use rewards        }  seed 0, each paired against the
+#   ablK    K = 10%, 50%, 100% of the steps use rewards        }  seeds 0 1, each paired against the
 #   ablS    S = 1, 3 preview denoising steps                   }  default (N=4, S=1, K=100%, top-bottom)
 #   vsd     vsd vs reward-vsd                                  }
 #   bridge  bridge vs reward-bridge                            }
@@ -27,8 +28,8 @@
 # methods), N=4, S=1, reward world-clip unless the table varies it. Measured per image on one core
 # (1 torch thread, world prior + world CLIP): sds 7.5 s, reward-sds 25 s, N=2 15 s, N=8 48 s, S=3 71 s,
 # K=10% 10 s, K=50% 16 s, vsd 27 s, reward-vsd 55 s, bridge 7.5 s, reward-bridge 25 s.
-#   table1  65 x 2 x 3 = 390 runs            ~7,500 core-s  (~62 min on 2 cores)
-#   others  13 x 1 x 15 new variants         ~5,200 core-s  (~45 min on 2 cores)
+#   table1  65 x 2 x 3 = 390 runs            measured 63.5 min on 2 cores (2 workers)
+#   others  13 x 15 new variants per seed    measured 47.5 min per seed on 2 cores
 # The paper-sized version (300 steps, seeds 0 1 2, every prompt, S up to 15) is the same script with
 # STEPS=300 SEEDS="0 1 2" ABL_SEEDS="0 1 2" ABL_EVERY=1 S_VALUES="1 5 15": ~110 core-hours.
 set -euo pipefail
@@ -40,7 +41,7 @@ OUT=${OUT:-out/world_tables}
 PROMPTS=${PROMPTS:-benchmarks/world_prompts.txt}
 STEPS=${STEPS:-150}
 read -r -a SEEDS <<< "${SEEDS:-0 1}"
-read -r -a ABL_SEEDS <<< "${ABL_SEEDS:-0}"
+read -r -a ABL_SEEDS <<< "${ABL_SEEDS:-0 1}"
 ABL_EVERY=${ABL_EVERY:-5}
 read -r -a S_VALUES <<< "${S_VALUES:-1 3}"
 read -r -a TABLES <<< "${TABLES:-table1 table5 ablN ablK vsd bridge ablS}"
