@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from rewardsds.eval.aggregate import aggregate  # noqa: E402
 from rewardsds.eval.metrics import load_units, open_store  # noqa: E402
-from rewardsds.eval.tables import format_markdown  # noqa: E402
+from rewardsds.eval.tables import delta_text, excludes_zero, format_markdown  # noqa: E402
 from rewardsds.media import save_text  # noqa: E402
 
 
@@ -41,16 +41,10 @@ def categories(prompts_file: Path) -> dict[str, str]:
 
 
 def _delta(d: dict | None, digits: int) -> str:
-    """'+1.2 [+0.3, +2.0]', bold when the CI excludes 0; U+2212 minus signs."""
+    """'+1.2 [+0.3, +2.0]', bold when the CI excludes 0."""
     if d is None:
         return "–"
-
-    def signed(x: float) -> str:
-        x = round(x, digits)
-        return ("+" if x > 0 else "−" if x < 0 else "") + f"{abs(x):.{digits}f}"
-
-    text = f"{signed(d['mean'])} [{signed(d['lo'])}, {signed(d['hi'])}]"
-    return f"**{text}**" if d["lo"] > 0 or d["hi"] < 0 else text
+    return f"**{delta_text(d, digits)}**" if excludes_zero(d) else delta_text(d, digits)
 
 
 def summary(groups: dict[str, dict], metrics: list[str]) -> str:

@@ -31,8 +31,20 @@ def _num(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}" if abs(x) < 100 else f"{x:.0f}"
 
 
-def _signed(x: float) -> str:
-    return ("+" if x > 0 else "−" if x < 0 else "") + _num(abs(x))
+def signed(x: float, digits: int | None = None) -> str:
+    """x with its sign (U+2212 minus, none for 0): 3 significant digits, or ``digits`` decimals."""
+    if digits is not None:
+        x = round(x, digits)  # so that -0.004 at 2 decimals reads 0.00, not -0.00
+    return ("+" if x > 0 else "−" if x < 0 else "") + (_num(abs(x)) if digits is None else f"{abs(x):.{digits}f}")
+
+
+def delta_text(d: dict, digits: int | None = None) -> str:
+    """A paired difference as '+1.2 [+0.3, +2.0]'."""
+    return f"{signed(d['mean'], digits)} [{signed(d['lo'], digits)}, {signed(d['hi'], digits)}]"
+
+
+def excludes_zero(d: dict) -> bool:
+    return d["lo"] > 0 or d["hi"] < 0
 
 
 def format_markdown(agg: dict) -> str:
@@ -49,8 +61,8 @@ def format_markdown(agg: dict) -> str:
             text = f"{_num(r['mean'])} [{_num(r['lo'])}, {_num(r['hi'])}]".replace("-", "−")
             d = r["diff"]
             if d:
-                delta = f"Δ {_signed(d['mean'])} [{_signed(d['lo'])}, {_signed(d['hi'])}]"
-                text += "<br>" + (f"**{delta}**" if d["lo"] > 0 or d["hi"] < 0 else delta)
+                delta = f"Δ {delta_text(d)}"
+                text += "<br>" + (f"**{delta}**" if excludes_zero(d) else delta)
             cells[(r["variant"], m)] = text
             n_of[r["variant"]] = max(n_of.get(r["variant"], 0), r["n"])
     cost = {r["variant"]: r for r in agg["cost"]}

@@ -49,6 +49,26 @@ def load_reward(spec: str, device: str = "cpu", world_dir: str | Path | None = N
     return MixReward(rewards, weights)
 
 
+def local_weights(spec: str) -> list[Path]:
+    """The local files/folders a spec loads weights from, without loading anything: the world's shipped
+    models and every ``name@path`` that exists on disk (hub ids and ``module:function`` code are not
+    weights on disk). The sweep fingerprints them so a retrained reward never reuses old runs."""
+    from ..world import paths
+
+    out = []
+    for term in _split_terms(spec.strip()):
+        m = _WEIGHT.match(term)
+        name, _, arg = (m["rest"] if m else term).strip().partition("@")
+        name, arg = name.strip().lower(), arg.strip()
+        if arg and Path(arg).expanduser().exists():
+            out.append(Path(arg).expanduser())
+        elif name == "world-clip":
+            out.append(paths.clip_dir())
+        elif name == "world-aesthetic":
+            out.append(paths.aesthetic_dir())
+    return out
+
+
 def _starts_term(text: str) -> bool:
     m = _WEIGHT.match(text)
     rest = (m["rest"] if m else text).strip()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from ..rewards.factory import local_weights as reward_folders  # the reward spec's parser knows its weights
+
 # What changes a model's outputs: its weights and its configs (tokenizer files included).
 _SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json", ".txt", ".model")
 
@@ -41,27 +43,6 @@ def prior_folder(spec: str) -> Path | None:
         return prior_dir()
     p = Path(spec).expanduser()
     return p if p.exists() else None
-
-
-def reward_folders(spec: str) -> list[Path]:
-    """The local weights a --reward spec loads: the world's shipped models and every ``name@path``
-    that is a local path. A ``module:function`` reward is code, not weights, and is not covered."""
-    from ..rewards.factory import _WEIGHT, _split_terms
-    from ..world.paths import aesthetic_dir, clip_dir
-
-    out = []
-    for term in _split_terms(spec.strip()):
-        m = _WEIGHT.match(term)
-        single = (m["rest"] if m else term).strip()
-        name, _, arg = single.partition("@")
-        name = name.strip().lower()
-        if arg.strip() and Path(arg.strip()).expanduser().exists():
-            out.append(Path(arg.strip()).expanduser())
-        elif name == "world-clip":
-            out.append(clip_dir())
-        elif name == "world-aesthetic":
-            out.append(aesthetic_dir())
-    return out
 
 
 def weights_fingerprint(prior: str, reward: str | None) -> str:

@@ -24,6 +24,7 @@ import torch
 import tyro
 from tqdm import tqdm
 
+from ..config import WORLD_FAMILY
 from . import training
 from .scenes import sample_batch
 from .tokenizer import MAX_LENGTH
@@ -103,7 +104,7 @@ def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[f
     tok.save_pretrained(out / "tokenizer")
     DDIMScheduler(**scheduler_config()).save_pretrained(out / "scheduler")
     training.atomic_write_text(out / "model_index.json", json.dumps({
-        "_class_name": "RewardSDSWorldPrior", "unet": ["diffusers", "UNet2DConditionModel"],
+        "_class_name": WORLD_FAMILY, "unet": ["diffusers", "UNet2DConditionModel"],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "AutoTokenizer"],
         "scheduler": ["diffusers", "DDIMScheduler"], "vae": None}, indent=2) + "\n")
     training.write_record(out / "training_record.json", command="python -m rewardsds.world.train_prior "
