@@ -12,10 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-$PY -m rewardsds.world.train_clip --steps 2500 --relation-focus 0 --work runs/world/clip --out runs/world/clip_v0/weights
-$PY -m rewardsds.world.train_prior --clip runs/world/clip_v0/weights --steps 1700 --stop-at 1300 --threads 1
-$PY -m rewardsds.world.train_clip --init runs/world/clip_v0/weights --steps 600 --lr 3e-4 --relation-focus 1 \
+$PY -m rewardsds.world.train.clip --steps 2500 --relation-focus 0 --work runs/world/clip --out runs/world/clip_v0/weights
+$PY -m rewardsds.world.train.prior --clip runs/world/clip_v0/weights --steps 1700 --stop-at 1300 --threads 1
+$PY -m rewardsds.world.train.clip --init runs/world/clip_v0/weights --steps 600 --lr 3e-4 --relation-focus 1 \
     --seed 1 --work runs/world/clip_ft --out runs/world/clip_ft1
-$PY -m rewardsds.world.train_clip --init runs/world/clip_ft1 --steps 800 --lr 3e-4 --relation-focus 1 \
+$PY -m rewardsds.world.train.clip --init runs/world/clip_ft1 --steps 800 --lr 3e-4 --relation-focus 1 \
     --swap-pairs 0.25 --seed 2 --work runs/world/clip_ft2 --out rewardsds/world/weights/clip
-$PY -m rewardsds.world.train_aesthetic --threads 1
+$PY -m rewardsds.world.train.aesthetic --threads 1

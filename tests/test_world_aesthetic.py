@@ -67,8 +67,9 @@ def test_random_degrade_is_reproducible(renders):
 
 
 def test_training_script_smoke(tmp_path):
+    from rewardsds.checkpoints import load_state
     from rewardsds.rewards.aesthetic import AestheticReward
-    from rewardsds.world.train_aesthetic import AestheticTrainConfig, main
+    from rewardsds.world.train.aesthetic import AestheticTrainConfig, main
 
     cfg = AestheticTrainConfig(out=tmp_path / "out", work=tmp_path / "work", steps=3, batch=4,
                                checkpoint_every=2, eval_pairs=8, threads=1)
@@ -76,15 +77,29 @@ def test_training_script_smoke(tmp_path):
     assert set(acc) == set(KINDS) | {"overall"}
     record = json.loads((tmp_path / "out" / "training_record.json").read_text())
     assert record["ranking_accuracy"] == acc and record["steps"] == 3
-    assert torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert load_state(tmp_path / "work" / "checkpoint.safetensors")[0]["step"] == 3
     r = AestheticReward.from_pretrained(tmp_path / "out" / "vision", tmp_path / "out" / "head.safetensors")
     assert r(torch.rand(2, 3, 32, 32), ["", ""]).shape == (2,)
+
+
+def test_training_refuses_a_pickle_checkpoint(tmp_path):
+    from rewardsds.checkpoints import CheckpointError
+    from rewardsds.world.train import common
+
+    work = tmp_path / "work"
+    work.mkdir()
+    torch.save({"step": 3}, work / "checkpoint.pt")  # what the trainers wrote before checkpoints.py
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.AdamW(model.parameters())
+    with pytest.raises(CheckpointError, match="pickle"):
+        common.load_checkpoint(work / common.CHECKPOINT, model, opt)
+    assert common.load_checkpoint(tmp_path / "empty" / common.CHECKPOINT, model, opt) == (0, {})
 
 
 def _shipped():
     d = paths.aesthetic_dir()
     if not (d / "head.safetensors").exists():
-        pytest.skip("world aesthetic weights not trained yet (python -m rewardsds.world.train_aesthetic)")
+        pytest.skip("world aesthetic weights not trained yet (python -m rewardsds.world.train.aesthetic)")
     return d
 
 
@@ -107,7 +122,7 @@ def test_shipped_record_meets_the_gate():
 @pytest.mark.slow
 def test_shipped_reward_ranking_accuracy_reproduces():
     from rewardsds.rewards.factory import load_reward
-    from rewardsds.world.train_aesthetic import ranking_accuracy
+    from rewardsds.world.metrics import ranking_accuracy
 
     _shipped()
     r = load_reward("world-aesthetic")

@@ -88,8 +88,7 @@ def test_tokenizer_round_trip(tmp_path):
 
 
 def test_swapped_twin_inverts_the_relation():
-    from rewardsds.world.negatives import holds
-    from rewardsds.world.train_clip import swapped
+    from rewardsds.world.negatives import holds, swapped
 
     rng = random.Random(4)
     n = 0

@@ -6,11 +6,15 @@
    next to the renderer's own images of the same captions;
 2. CLIP reward: true caption above all its hard negatives, on fresh renders (train pairs / held-out);
 3. aesthetic reward: clean render above its degraded copy.
+
+`check_inputs` validates the options before anything loads or is written (ValueError, one sentence);
+`run_world_eval` reports those as `UserError`, which the CLI prints as one line (exit code 2).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -22,22 +26,83 @@ import torch
 from .judge import judge, label_pixels
 from .scenes import BACKGROUND, Scene, render, sample_scene
 
+PARTS: tuple[str, ...] = ("prior", "clip", "aesthetic")
+MAX_STEPS = 1000  # the world prior's training timesteps: DDIM cannot take more steps than that
+
 
 @dataclass
 class WorldEvalConfig:
     """Print the embedded world's quality figures (prior, CLIP reward, aesthetic reward)."""
 
     n: int = 200
-    """captions per prior category (single, relation); held-out uses n // 2"""
+    """captions per prior category (single, relation); held-out uses n // 2 (so n >= 2)"""
     steps: int = 50
+    """DDIM steps per prior sample (1 to 1000)"""
     cfg: float = 4.0
+    """classifier-free guidance scale of the prior samples (finite, >= 0)"""
     seed: int = 0
     batch: int = 50
-    parts: tuple[str, ...] = ("prior", "clip", "aesthetic")
+    """prior samples per forward pass"""
+    parts: tuple[str, ...] = PARTS
+    """which figures to compute: any of prior, clip, aesthetic"""
     out: Path | None = None
     """also write the figures as JSON here"""
     samples_png: Path | None = None
     """save a grid of the first prior samples here"""
+
+
+def check_inputs(cfg: WorldEvalConfig) -> None:
+    """Raise ValueError (one sentence naming the option) unless every option is usable."""
+    if cfg.n < 2:
+        raise ValueError(f"--n must be at least 2 (held-out captions are n // 2), got {cfg.n}")
+    if not 1 <= cfg.steps <= MAX_STEPS:
+        raise ValueError(f"--steps must be between 1 and {MAX_STEPS}, got {cfg.steps}")
+    if not (math.isfinite(cfg.cfg) and cfg.cfg >= 0):
+        raise ValueError(f"--cfg (the guidance scale) must be a finite number >= 0, got {cfg.cfg}")
+    if not 0 <= cfg.seed < 2**32:
+        raise ValueError(f"--seed must be in [0, 2**32), got {cfg.seed}")
+    if cfg.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {cfg.batch}")
+    if not cfg.parts:
+        raise ValueError(f"--parts is empty; name at least one of {', '.join(PARTS)}")
+    unknown = [p for p in cfg.parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"--parts: unknown part {unknown[0]!r}; expected any of {', '.join(PARTS)}")
+    for flag, path in (("--out", cfg.out), ("--samples-png", cfg.samples_png)):
+        if path is not None:
+            _check_output_file(flag, Path(path))
+
+
+def _check_output_file(flag: str, path: Path) -> None:
+    if path.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a folder; give the name of a file to write")
+    for parent in path.parents:  # the first existing ancestor must be a folder we can create the rest in
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+            break
+
+
+def _missing_weights(parts: tuple[str, ...]) -> str | None:
+    from .paths import aesthetic_dir, clip_dir, prior_dir
+
+    needed = {"prior": prior_dir() / "model_index.json", "clip": clip_dir() / "config.json",
+              "aesthetic": aesthetic_dir() / "head.safetensors"}
+    for part in PARTS:
+        if part in parts and not needed[part].is_file():
+            return (f"the world's {part} weights are missing ({str(needed[part])!r} does not exist); reinstall "
+                    "rewardsds or retrain them with scripts/train_world.sh")
+    return None
+
+
+def _finite_mean(values) -> float | None:
+    """Mean of the finite values; None (JSON null, never NaN) when there are none."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def _captions(n: int, kind: str, seed: int) -> list[tuple[Scene, str]]:
@@ -84,11 +149,11 @@ def eval_prior(cfg: WorldEvalConfig, prior) -> dict:
                 exact.append(v.all_correct)
                 bg_gen.append(background_stats(img))
                 bg_ref.append(background_stats(render(sc, img.shape[0])))
-        figures[kind] = {"n": n, "judge_accuracy": float(np.mean(accs)), "all_facts_correct": float(np.mean(exact)),
-                         "background_std": float(np.nanmean([b[0] for b in bg_gen])),
-                         "background_error": float(np.nanmean([b[1] for b in bg_gen])),
-                         "renderer_background_std": float(np.nanmean([b[0] for b in bg_ref])),
-                         "renderer_background_error": float(np.nanmean([b[1] for b in bg_ref]))}
+        figures[kind] = {"n": n, "judge_accuracy": _finite_mean(accs), "all_facts_correct": _finite_mean(exact),
+                         "background_std": _finite_mean([b[0] for b in bg_gen]),
+                         "background_error": _finite_mean([b[1] for b in bg_gen]),
+                         "renderer_background_std": _finite_mean([b[0] for b in bg_ref]),
+                         "renderer_background_error": _finite_mean([b[1] for b in bg_ref])}
     if cfg.samples_png is not None and first is not None:
         from .. import media
 
@@ -99,8 +164,8 @@ def eval_prior(cfg: WorldEvalConfig, prior) -> dict:
 def eval_clip() -> dict:
     from transformers import AutoTokenizer, CLIPModel
 
+    from .metrics import hard_negative_accuracy
     from .paths import clip_dir
-    from .train_clip import hard_negative_accuracy
 
     model = CLIPModel.from_pretrained(clip_dir()).eval()
     tok = AutoTokenizer.from_pretrained(clip_dir())
@@ -109,25 +174,35 @@ def eval_clip() -> dict:
 
 def eval_aesthetic() -> dict:
     from ..rewards.factory import load_reward
-    from .train_aesthetic import ranking_accuracy
+    from .metrics import ranking_accuracy
 
     reward = load_reward("world-aesthetic")
     return ranking_accuracy(lambda x: reward(x, [""] * x.shape[0]))
 
 
 def run_world_eval(cfg: WorldEvalConfig) -> dict:
-    from ..priors.diffusers_prior import DiffusersPrior
-    from .paths import prior_dir
+    from ..errors import UserError
 
+    try:
+        check_inputs(cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    missing = _missing_weights(cfg.parts)
+    if missing:
+        raise UserError(missing)
     t0 = time.time()
     results: dict = {"config": {k: str(v) for k, v in vars(cfg).items()}}
     if "prior" in cfg.parts:
+        from ..priors.diffusers_prior import DiffusersPrior
+        from .paths import prior_dir
+
         prior = DiffusersPrior.from_pretrained(prior_dir())
         results["prior"] = eval_prior(cfg, prior)
         for kind, f in results["prior"].items():
-            print(f"prior {kind:9s} judge accuracy {f['judge_accuracy']:.3f}  all facts {f['all_facts_correct']:.3f}"
-                  f"  background std {f['background_std']:.4f} (renderer {f['renderer_background_std']:.4f})"
-                  f"  background error {f['background_error']:.4f} (renderer {f['renderer_background_error']:.4f})")
+            print(f"prior {kind:9s} judge accuracy {_fmt(f['judge_accuracy'], '.3f')}"
+                  f"  all facts {_fmt(f['all_facts_correct'], '.3f')}"
+                  f"  background std {_fmt(f['background_std'])} (renderer {_fmt(f['renderer_background_std'])})"
+                  f"  background error {_fmt(f['background_error'])} (renderer {_fmt(f['renderer_background_error'])})")
     if "clip" in cfg.parts:
         results["clip"] = eval_clip()
         print(f"clip hard-negative accuracy: train pairs {results['clip']['train']:.3f}, "

@@ -1,7 +1,7 @@
 """Hard-negative captions: minimal edits of a scene that make its caption false.
 
 Used to train the world CLIP (so it binds colour to shape and reads relations) and to measure
-it: a good reward picks the true caption over each of these.
+it (`world.metrics.hard_negative_accuracy`): a good reward picks the true caption over each of these.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from dataclasses import replace
 
 from .scenes import COLOURS, SHAPES, Scene
 
-_INVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+INVERSE_RELATION: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below",
+                                     "below": "above"}
+"""Each spatial relation and the one that holds when its two objects swap places ("and" has none)."""
 
 
 def _edits(scene: Scene, rng: random.Random) -> list[Scene]:
@@ -37,11 +39,18 @@ def _edits(scene: Scene, rng: random.Random) -> list[Scene]:
             out.append(replace(scene, objects=(replace(a, colour=b.colour), replace(b, colour=a.colour))))
         if a.shape != b.shape:
             out.append(replace(scene, objects=(replace(a, shape=b.shape), replace(b, shape=a.shape))))
-        if scene.relation in _INVERSE:
-            out.append(replace(scene, relation=_INVERSE[scene.relation]))
+        if scene.relation in INVERSE_RELATION:
+            out.append(replace(scene, relation=INVERSE_RELATION[scene.relation]))
     # an edit that is still true of the scene (swapping equal colours; "A and B" -> "B and A"; a size
     # swap between two objects of one size) is not a negative
     return [s for s in out if not holds(s, scene)]
+
+
+def swapped(scene: Scene) -> Scene:
+    """The same two objects with their positions exchanged, captioned with the inverse relation."""
+    a, b = scene.objects
+    return replace(scene, objects=(replace(a, cx=b.cx, cy=b.cy), replace(b, cx=a.cx, cy=a.cy)),
+                   relation=INVERSE_RELATION[scene.relation])
 
 
 def holds(stated: Scene, actual: Scene) -> bool:
@@ -72,7 +81,7 @@ def hard_negatives(scene: Scene, rng: random.Random, k: int, relation_focus: flo
     """
     edits = _edits(scene, rng)
     rng.shuffle(edits)
-    if relation_focus > 0 and scene.relation in _INVERSE and rng.random() < relation_focus:
+    if relation_focus > 0 and scene.relation in INVERSE_RELATION and rng.random() < relation_focus:
         inverse = [e for e in edits if e.relation != scene.relation]
         edits = inverse + [e for e in edits if e.relation == scene.relation]
     return [edits[i % len(edits)].caption(rng) for i in range(k)]

@@ -1,8 +1,16 @@
-"""Where the embedded world's trained weights live (shipped inside the package as package data)."""
+"""Where the embedded world's trained weights live (shipped inside the package as package data),
+and the name its prior family goes by.
+
+Every default path of the world (the trainers' `--out`, the loaders, `world-eval`) comes from the
+functions here, so it is right from any working directory, not only from the repository root.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+WORLD_FAMILY = "RewardSDSWorldPrior"
+"""The world prior's family: `model_index.json`'s `_class_name` (written by `world.train.prior`)."""
 
 
 def weights_dir() -> Path:

@@ -1,6 +1,6 @@
 """Train the world prior: a diffusers `UNet2DConditionModel` in pixel space, text-conditioned.
 
-    python -m rewardsds.world.train_prior --clip rewardsds/world/weights/clip \
+    python -m rewardsds.world.train.prior --clip rewardsds/world/weights/clip \
         --out rewardsds/world/weights/prior
 
 Small-model choices (why): v-prediction with the cosine schedule (Salimans & Ho 2022; Nichol &
@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,34 +24,37 @@ import torch
 import tyro
 from tqdm import tqdm
 
-from ..config import WORLD_FAMILY
-from . import training
-from .scenes import sample_batch
-from .tokenizer import MAX_LENGTH
+from .. import paths
+from ..paths import WORLD_FAMILY
+from ..scenes import sample_batch
+from ..tokenizer import MAX_LENGTH
+from . import common
 
 
 @dataclass
-class PriorTrainConfig:
-    clip: Path = Path("rewardsds/world/weights/clip")
+class PriorTrainConfig(common.TrainConfig):
+    clip: Path = field(default_factory=paths.clip_dir)
     """the world CLIP whose text tower conditions the prior"""
-    out: Path = Path("rewardsds/world/weights/prior")
+    out: Path = field(default_factory=paths.prior_dir)
+    """the trained prior is written here (Stable Diffusion's folder layout)"""
     work: Path = Path("runs/world/prior")
+    """checkpoints live here (resumed automatically)"""
     steps: int = 3000
     batch: int = 64
     lr: float = 5e-4
+    checkpoint_every: int = 100
     ema: float = 0.999
     uncond_prob: float = 0.1
-    seed: int = 0
-    image_size: int = 32
-    checkpoint_every: int = 100
-    max_minutes: float = 0.0
-    """stop (and export) after this many minutes of this run; 0 = run all steps"""
     export_only: bool = False
     stop_at: int = 0
     """stop (and export) after this step, keeping the learning-rate schedule of --steps; 0 = off"""
-    threads: int = 0
-    """torch threads (0: torch's default). Use 1 when other jobs share the cores: OpenMP threads that
-    wait for a starved sibling slow a step down tenfold."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (0 <= self.ema < 1 and 0 <= self.uncond_prob <= 1):
+            raise ValueError(f"ema must be in [0, 1) and uncond_prob in [0, 1], got {self.ema}, {self.uncond_prob}")
+        if self.stop_at < 0:
+            raise ValueError(f"stop_at must be >= 0 (0 = off), got {self.stop_at}")
 
 
 def unet_config(image_size: int = 32, cross_attention_dim: int = 64) -> dict:
@@ -71,7 +74,7 @@ def load_text_tower(clip_dir: Path):
     """The CLIP text tower as a standalone `CLIPTextModel` (what Stable Diffusion ships)."""
     from transformers import CLIPTextModel
 
-    from .._compat import quiet_loading
+    from ..._compat import quiet_loading
 
     quiet_loading()  # the vision tower's weights are "unexpected" here, by design
     # transformers maps a CLIPModel checkpoint's text_model.* weights onto CLIPTextModel
@@ -103,24 +106,21 @@ def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[f
     text.save_pretrained(out / "text_encoder")
     tok.save_pretrained(out / "tokenizer")
     DDIMScheduler(**scheduler_config()).save_pretrained(out / "scheduler")
-    training.atomic_write_text(out / "model_index.json", json.dumps({
+    common.atomic_write_text(out / "model_index.json", json.dumps({
         "_class_name": WORLD_FAMILY, "unet": ["diffusers", "UNet2DConditionModel"],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "AutoTokenizer"],
         "scheduler": ["diffusers", "DDIMScheduler"], "vae": None}, indent=2) + "\n")
-    training.write_record(out / "training_record.json", command="python -m rewardsds.world.train_prior "
-                          f"--steps {cfg.steps}", config={k: str(v) for k, v in vars(cfg).items()},
-                          steps_done=step, seconds_last_run=round(seconds),
-                          final_loss=float(np.mean(losses[-100:])) if losses else None,
-                          parameters=sum(p.numel() for p in ema_unet.parameters()))
+    common.write_record(out / "training_record.json", cfg, f"python -m rewardsds.world.train.prior --steps {cfg.steps}",
+                        steps_done=step, seconds_last_run=round(seconds),
+                        final_loss=float(np.mean(losses[-100:])) if losses else None,
+                        parameters=sum(p.numel() for p in ema_unet.parameters()))
 
 
 def main(cfg: PriorTrainConfig) -> None:
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    common.setup(cfg)
     tok = AutoTokenizer.from_pretrained(cfg.clip)
     text = load_text_tower(cfg.clip)
     encode = _Encoder(tok, text)
@@ -131,18 +131,16 @@ def main(cfg: PriorTrainConfig) -> None:
     snr = ac / (1 - ac)
     loss_weight = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 for v-prediction
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = training.warmup_cosine(opt, 200, cfg.steps)
-    ckpt = cfg.work / "checkpoint.pt"
-    start = training.load_checkpoint(ckpt, unet, opt, sched)
+    sched = common.warmup_cosine(opt, 200, cfg.steps)
+    start, extra = common.load_checkpoint(cfg.checkpoint, unet, opt, sched)
     if start:
-        ema.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["ema"])
-    t0, losses = time.time(), []
+        ema.load_state_dict(extra["ema"])
+    t0, losses, done = time.time(), [], start
     if cfg.export_only:
         export(cfg, ema, text, tok, start, losses, 0.0)
         return
-    step = start
     for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="prior"):
-        seed = training.seed_for_step(cfg.seed, step)
+        seed = common.seed_for_step(cfg.seed, step)
         images, captions, _ = sample_batch(seed, cfg.batch, cfg.image_size)
         g = torch.Generator().manual_seed(seed)
         drop = torch.rand(cfg.batch, generator=g) < cfg.uncond_prob
@@ -165,13 +163,13 @@ def main(cfg: PriorTrainConfig) -> None:
                 pe.lerp_(p, 1 - decay)
         losses.append(loss.item())
         done = step + 1
-        out_of_time = (cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60) or done == cfg.stop_at
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps or out_of_time:
-            training.save_checkpoint(ckpt, unet, opt, done, sched, ema=ema.state_dict())
+        stop = common.out_of_time(cfg, t0) or done == cfg.stop_at
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
+            common.save_checkpoint(cfg.checkpoint, unet, opt, done, sched, ema=ema.state_dict())
             tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f} ({time.time() - t0:.0f}s)")
-        if out_of_time:
+        if stop:
             break
-    export(cfg, ema, text, tok, step + 1, losses, time.time() - t0)
+    export(cfg, ema, text, tok, done, losses, time.time() - t0)
 
 
 if __name__ == "__main__":

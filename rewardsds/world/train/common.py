@@ -1,0 +1,140 @@
+"""What the world's trainers share: the common options, checkpoints, resume, schedules, records.
+
+Checkpoints go through `rewardsds.checkpoints` (safetensors + JSON, never pickle), written atomically
+every few hundred steps to ``<work>/checkpoint.safetensors``, so a killed run resumes from the last one
+and never reads a half-written file. A pickle ``checkpoint.pt`` left by an older version is refused
+(`CheckpointError`), not loaded and not silently skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ...checkpoints import CHECKPOINT_NAME, CheckpointError, load_state, save_state
+from ...media import save_text as atomic_write_text
+from ..metrics import PIXEL_MEAN, PIXEL_STD, to_pixel_values
+
+__all__ = ["CHECKPOINT", "TrainConfig", "atomic_write_text", "image_processor", "load_checkpoint",
+           "out_of_time", "save_checkpoint", "seed_for_step", "setup", "to_pixel_values", "warmup_cosine",
+           "write_record"]
+
+CHECKPOINT = CHECKPOINT_NAME  # checkpoint.safetensors, as in a generate/gen3d run folder
+_LEGACY_CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Options every world trainer has; each trainer's config sets its own defaults."""
+
+    out: Path
+    """the trained model is written here"""
+    work: Path
+    """checkpoints live here (resumed automatically)"""
+    steps: int = 1000
+    """length of the run (the learning-rate schedule spans it)"""
+    batch: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    image_size: int = 32
+    checkpoint_every: int = 250
+    max_minutes: float = 0.0
+    """stop (and export) after this many minutes of this run; 0 = run all steps"""
+    threads: int = 0
+    """torch threads (0: torch's default). Use 1 when other jobs share the cores: OpenMP threads that
+    wait for a starved sibling slow a step down tenfold."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if self.image_size < 4 or self.image_size % 4:
+            raise ValueError(f"image_size must be a positive multiple of 4, got {self.image_size}")
+        if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
+            raise ValueError(f"max_minutes must be >= 0 (0 = no limit), got {self.max_minutes}")
+        if self.seed < 0 or self.threads < 0:
+            raise ValueError(f"seed and threads must be >= 0, got seed {self.seed}, threads {self.threads}")
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.work) / CHECKPOINT
+
+
+def setup(cfg: TrainConfig) -> None:
+    """Thread count and the global seed (model initialisation); call first in every trainer."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+
+
+def out_of_time(cfg: TrainConfig, t0: float) -> bool:
+    return bool(cfg.max_minutes) and time.time() - t0 > cfg.max_minutes * 60
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler=None) -> tuple[int, dict]:
+    """Restore a run: (the step to continue from, the checkpoint's extra entries), or (0, {}) when
+    there is no checkpoint. A legacy pickle ``checkpoint.pt`` beside `path` raises `CheckpointError`."""
+    path = Path(path)
+    if not path.exists():
+        legacy = path.with_name(_LEGACY_CHECKPOINT)
+        if not legacy.exists():
+            return 0, {}
+        path = legacy
+    try:
+        state, _ = load_state(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e} (the world trainers resume from --work by themselves: delete "
+                              f"{str(path)!r} or pass another --work to train from step 0)") from e
+    model.load_state_dict(state.pop("model"))
+    optimizer.load_state_dict(state.pop("optimizer"))
+    sched_state = state.pop("scheduler", None)
+    if scheduler is not None and sched_state is not None:
+        scheduler.load_state_dict(sched_state)
+    return int(state.pop("step")), state
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, scheduler=None, **extra) -> None:
+    """Model, optimiser and scheduler state, the step, and any `extra` tensors/state dicts (e.g. EMA)."""
+    save_state(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                      "scheduler": scheduler.state_dict() if scheduler is not None else None, **extra})
+
+
+def write_record(path: Path, cfg: TrainConfig, command: str, **fields) -> None:
+    """The training record committed beside the weights: what was trained, how, and how it ended."""
+    record = {"written": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.machine(),
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "command": command,
+              "config": {k: str(v) for k, v in vars(cfg).items()}, **fields}
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def image_processor(image_size: int):
+    """The `CLIPImageProcessor` saved beside a world vision tower (it does what `to_pixel_values` does)."""
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+                              image_mean=[PIXEL_MEAN] * 3, image_std=[PIXEL_STD] * 3)
+
+
+def warmup_cosine(optimizer, warmup: int, total: int):
+    """Linear warm-up then cosine decay to 10% of the base learning rate."""
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        p = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+
+
+def seed_for_step(base_seed: int, step: int) -> int:
+    """Data for step k depends only on (seed, k): resuming replays exactly the same batches."""
+    return base_seed * 1_000_003 + step
