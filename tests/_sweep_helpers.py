@@ -1,6 +1,7 @@
-"""Shared pieces of the sweep / eval / report tests: a tiny random world-style prior, a callable
-reward, fake run executors (picklable: spawned workers import this module by name, since pytest puts
-tests/ on sys.path and spawn copies sys.path into the children) and a fake finished sweep."""
+"""Shared pieces of the sweep / eval / report tests: a tiny random world-style prior and a callable
+reward (both from `_builders`, re-exported here), fake run executors (picklable: spawned workers import
+this module by name, since pytest puts tests/ on sys.path and spawn copies sys.path into the children)
+and a fake finished sweep."""
 
 from __future__ import annotations
 
@@ -11,39 +12,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from _builders import build_tiny_world_prior as build_tiny_prior  # noqa: F401 (re-exported)
+from _builders import redness  # noqa: F401 (`--reward _sweep_helpers:redness` in the sweep tests)
 
 WORLD_PROMPTS = ("a red circle", "a blue square to the left of a yellow triangle")
-
-
-def redness(images, prompts):
-    """A reward for tests (`--reward _sweep_helpers:redness`): red minus the other channels."""
-    return images[:, 0].mean((1, 2)) - images[:, 1:].mean((1, 2, 3))
-
-
-def build_tiny_prior(path: Path) -> Path:
-    """A random pixel-space prior in the world prior's folder layout (about 1 MB, seconds to build)."""
-    import torch
-    from diffusers import DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from rewardsds.world.tokenizer import MAX_LENGTH, build_tokenizer
-
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=1, num_attention_heads=2,
-                                        max_position_embeddings=MAX_LENGTH, bos_token_id=2,
-                                        eos_token_id=tok.eos_token_id, pad_token_id=0))
-    unet = UNet2DConditionModel(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(32, 32),
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-                                layers_per_block=1, norm_num_groups=8, attention_head_dim=8)
-    unet.save_pretrained(path / "unet")
-    text.save_pretrained(path / "text_encoder")
-    tok.save_pretrained(path / "tokenizer")
-    DDIMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=True,
-                  set_alpha_to_one=False).save_pretrained(path / "scheduler")
-    return path
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+from _builders import build_tiny_prior
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -23,36 +24,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(gpu)
-
-
-def build_tiny_prior(path, vae: bool, prediction_type: str = "epsilon"):
-    """A tiny random diffusers prior in Stable Diffusion's folder layout (offline, seconds)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from rewardsds.world.tokenizer import build_tokenizer
-
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=16,
-                                        bos_token_id=2, eos_token_id=3, pad_token_id=0))
-    ch = 4 if vae else 3
-    unet = UNet2DConditionModel(sample_size=8, in_channels=ch, out_channels=ch, block_out_channels=(32, 32),
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-                                layers_per_block=1, norm_num_groups=8, attention_head_dim=8)
-    sched = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                          prediction_type=prediction_type, clip_sample=False, set_alpha_to_one=False)
-    unet.save_pretrained(path / "unet")
-    text.save_pretrained(path / "text_encoder")
-    tok.save_pretrained(path / "tokenizer")
-    sched.save_pretrained(path / "scheduler")
-    if vae:
-        AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
-                      down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                      norm_num_groups=4, sample_size=16).save_pretrained(path / "vae")
-    return path
 
 
 @pytest.fixture(scope="session")

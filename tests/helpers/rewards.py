@@ -1,5 +1,5 @@
-"""A user-callable reward for CLI tests (`--reward tests.helpers.rewards:redness`)."""
+"""A user-callable reward for CLI tests (`--reward tests.helpers.rewards:redness`), from `tests/_builders.py`."""
 
+from .._builders import redness
 
-def redness(images, prompts):
-    return images[:, 0].mean((1, 2)) - images[:, 1:].mean((1, 2, 3))
+__all__ = ["redness"]
