@@ -74,5 +74,5 @@ def test_reward_dds_edits_on_a_latent_prior(tiny_sd_dir):
 
 def test_missing_hub_model_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(PriorLoadError, match="could not load"):
+    with pytest.raises(PriorLoadError, match="not a local folder, not in the Hugging Face cache.*offline"):
         DiffusersPrior.from_pretrained("nobody/no-such-model-xyz")

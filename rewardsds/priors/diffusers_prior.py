@@ -30,21 +30,30 @@ class DiffusersPrior(DiffusionPrior):
                         dtype: torch.dtype | None = None, local_files_only: bool | None = None):
         """Load from a local folder or a hub id (e.g. ``stabilityai/stable-diffusion-2-1-base``).
 
-        dtype defaults to float16 on CUDA and float32 elsewhere. Missing files raise a clear error.
+        dtype defaults to float16 on CUDA and float32 elsewhere. Raises `PriorLoadError` with one clear
+        message, within seconds: a folder without Stable Diffusion's layout names the missing parts; a
+        hub id that is not in the local cache while the hub is off (``HF_HUB_OFFLINE``,
+        ``local_files_only=True``) or unreachable says so instead of retrying the download.
         """
+        from .. import _compat
+
+        path = str(path)
+        if Path(path).exists():
+            check_layout(Path(path))
+            local_files_only = True
+        else:
+            try:
+                local_files_only = _compat.check_weights(path, "prior", "unet/config.json", local_files_only)
+            except _compat.WeightsUnavailableError as e:
+                raise PriorLoadError(str(e)) from e
+
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
 
-        from .._compat import quiet_loading
-
-        quiet_loading()
-
+        _compat.quiet_loading()
         device = torch.device(device)
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-        if local_files_only is None:
-            local_files_only = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         kw = dict(local_files_only=local_files_only)
-        path = str(path)
         has_vae = (Path(path) / "vae").is_dir() if Path(path).is_dir() else True
         try:
             unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **kw)
@@ -109,3 +118,20 @@ class DiffusersPrior(DiffusionPrior):
 
 class PriorLoadError(RuntimeError):
     """A prior could not be loaded (missing files offline, wrong folder layout, corrupt weights)."""
+
+
+LAYOUT = ("unet", "text_encoder", "tokenizer", "scheduler")
+_EXPECTED = "Stable Diffusion's layout: model_index.json, unet/, text_encoder/, tokenizer/, scheduler/, optional vae/"
+
+
+def check_layout(folder: Path) -> None:
+    """Raise `PriorLoadError` naming what is missing unless ``folder`` has the subfolders that
+    `DiffusersPrior.from_pretrained` loads (``model_index.json`` is optional: only the family is read)."""
+    if not folder.is_dir():
+        raise PriorLoadError(f"prior {str(folder)!r} is a file, not a diffusers folder ({_EXPECTED}); "
+                             "single-file checkpoints are not supported")
+    missing = [f"{name}/" for name in LAYOUT if not (folder / name).is_dir()]
+    if missing:
+        index = "" if (folder / "model_index.json").is_file() else " and model_index.json"
+        raise PriorLoadError(f"{str(folder)!r} is not a diffusers prior folder: it has no {', '.join(missing)}"
+                             f"{index} (expected {_EXPECTED})")

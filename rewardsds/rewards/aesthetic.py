@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import _compat
 from .base import Reward
 from .clip_score import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, load_image_stats, preprocess
 
@@ -84,18 +85,25 @@ class AestheticReward(Reward):
     @classmethod
     def from_pretrained(cls, clip_path: str = "openai/clip-vit-large-patch14", head_path: str | None = None,
                         device: str = "cpu", dtype: torch.dtype | None = None, **kwargs) -> AestheticReward:
-        """``clip_path``: a CLIP (or CLIP vision) folder or hub id; ``head_path``: the head file."""
-        from transformers import AutoConfig, CLIPVisionModelWithProjection
-
+        """``clip_path``: a CLIP (or CLIP vision) folder or hub id; ``head_path``: the head file.
+        A hub id that is neither cached nor downloadable (offline) raises
+        `rewardsds._compat.WeightsUnavailableError` (an OSError) at once."""
         if head_path is None:
             raise ValueError("AestheticReward needs head_path: a linear or MLP head (.pth or .safetensors)")
-        config = AutoConfig.from_pretrained(str(clip_path))
+        if not Path(head_path).is_file():
+            raise FileNotFoundError(f"aesthetic head {str(head_path)!r} is not a file")
+        clip_path = str(clip_path)
+        offline = _compat.check_weights(clip_path, f"{kwargs.get('name') or cls.name} CLIP model", "config.json")
+        from transformers import AutoConfig, CLIPVisionModelWithProjection
+
+        config = AutoConfig.from_pretrained(clip_path, local_files_only=offline)
         if hasattr(config, "vision_config"):  # a full CLIPModel folder: the projection size lives on top
+            projection_dim = config.projection_dim
             config = config.vision_config
-            config.projection_dim = AutoConfig.from_pretrained(str(clip_path)).projection_dim
-        vision = CLIPVisionModelWithProjection.from_pretrained(str(clip_path), config=config,
+            config.projection_dim = projection_dim
+        vision = CLIPVisionModelWithProjection.from_pretrained(clip_path, config=config, local_files_only=offline,
                                                                **({"dtype": dtype} if dtype else {}))
-        mean, std = load_image_stats(str(clip_path))
+        mean, std = load_image_stats(clip_path, local_files_only=offline)
         head = load_head(head_path)
         return cls(vision.to(device), head.to(device), mean, std, **kwargs)
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
+
+_INTEGER = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 class Reward:
-    """Base class: subclasses implement `score`; calling checks shapes and disables grad."""
+    """Base class: subclasses implement `score`; calling checks the inputs and the scores (`check_scores`:
+    shape [B], finite) and disables grad."""
 
     name: str = "reward"
 
@@ -26,10 +30,48 @@ class Reward:
             raise ValueError(f"a reward takes images [B,3,H,W]; got shape {tuple(images.shape)}")
         if len(prompts) != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {len(prompts)} prompts")
-        out = torch.as_tensor(self.score(images.float().clamp(0, 1), prompts)).float().flatten()
-        if out.shape[0] != images.shape[0]:
-            raise ValueError(f"reward {self.name!r} returned {out.shape[0]} scores for {images.shape[0]} images")
-        return out.cpu()
+        return check_scores(self.score(images.float().clamp(0, 1), prompts), images.shape[0], self.name)
+
+
+def _kind(obj) -> str:
+    name = type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def check_scores(out, n: int, name: str) -> torch.Tensor:
+    """``out`` as float32 scores [n] on the CPU, or a ValueError naming reward ``name`` and what is wrong.
+
+    Accepted: a torch tensor or numpy array of shape [n] (or [n, 1]) of real numbers, or a list/tuple
+    of n numbers. Every score must be finite: a NaN or infinite reward would silently decide the
+    candidates' ranks and weights, so it is an error rather than a value mapped to the bottom rank."""
+    expected = f"expected a tensor of {n} score{'s' if n != 1 else ''}"
+    if isinstance(out, torch.Tensor):
+        t = out.detach()
+    elif isinstance(out, np.ndarray):
+        if out.dtype.kind not in "biuf":  # bool, int, unsigned, float (not complex, str, object)
+            raise ValueError(f"reward {name!r} returned a numpy array of {out.dtype}, {expected}")
+        t = torch.as_tensor(np.asarray(out, dtype=np.float32))
+    elif isinstance(out, (list, tuple)):
+        try:
+            t = torch.as_tensor(out)
+        except (TypeError, ValueError, RuntimeError):
+            t = None
+        if t is None or not (t.is_floating_point() or t.dtype in _INTEGER):
+            raise ValueError(f"reward {name!r} returned {_kind(out)} that is not a list of numbers, "
+                             f"{expected}")
+    else:
+        raise ValueError(f"reward {name!r} returned {_kind(out)}, {expected}")
+    if t.is_complex():
+        raise ValueError(f"reward {name!r} returned complex scores, {expected}")
+    if t.dim() == 2 and t.shape[1] == 1:
+        t = t[:, 0]
+    if tuple(t.shape) != (n,):
+        raise ValueError(f"reward {name!r} returned scores of shape {tuple(t.shape)}, {expected} (shape [{n}])")
+    t = t.float().cpu()
+    bad = int((~torch.isfinite(t)).sum())
+    if bad:
+        raise ValueError(f"reward {name!r} returned non-finite scores (NaN or inf) for {bad} of {n} candidates")
+    return t
 
 
 class CallableReward(Reward):
@@ -40,7 +82,11 @@ class CallableReward(Reward):
         self.name = name or getattr(fn, "__name__", "callable")
 
     def score(self, images, prompts):
-        return self.fn(images, prompts)
+        try:
+            return self.fn(images, prompts)
+        except TypeError as e:  # almost always a callable that does not take (images, prompts)
+            raise ValueError(f"reward {self.name!r} failed when called as f(images, prompts): "
+                             f"TypeError: {e}") from e
 
 
 class MixReward(Reward):

@@ -40,14 +40,14 @@ def preprocess(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequ
     return (images - m) / s
 
 
-def load_image_stats(path) -> tuple[list[float], list[float]]:
+def load_image_stats(path, local_files_only: bool = False) -> tuple[list[float], list[float]]:
     """image_mean / image_std of a folder's `preprocessor_config.json` (CLIP's defaults if absent)."""
     import transformers
 
     # the PIL-backed class only reads the config; it avoids transformers 5's torchvision fallback warning
     cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
     try:
-        proc = cls.from_pretrained(path)
+        proc = cls.from_pretrained(path, local_files_only=local_files_only)
     except OSError:
         return list(OPENAI_CLIP_MEAN), list(OPENAI_CLIP_STD)
     return list(proc.image_mean), list(proc.image_std)
@@ -80,14 +80,20 @@ class CLIPScoreReward(Reward):
                         dtype: torch.dtype | None = None, processor_path: str | None = None,
                         **kwargs) -> CLIPScoreReward:
         """Load model weights from ``path_or_id`` and tokenizer + image statistics from
-        ``processor_path`` (default: the same folder or hub id)."""
+        ``processor_path`` (default: the same folder or hub id). A hub id that is neither cached nor
+        downloadable (offline) raises `rewardsds._compat.WeightsUnavailableError` (an OSError) at once."""
+        path_or_id, proc = str(path_or_id), str(processor_path or path_or_id)
+        what = kwargs.get("name") or cls.name
+        offline = _compat.check_weights(path_or_id, f"{what} model", "config.json")
+        proc_offline = offline if proc == path_or_id else _compat.check_weights(
+            proc, f"{what} tokenizer", "tokenizer_config.json")
         from transformers import AutoTokenizer, CLIPModel
 
-        proc = str(processor_path or path_or_id)
-        model = CLIPModel.from_pretrained(str(path_or_id), **({"dtype": dtype} if dtype else {}))
+        model = CLIPModel.from_pretrained(path_or_id, local_files_only=offline,
+                                          **({"dtype": dtype} if dtype else {}))
         model = model.to(device)
-        mean, std = load_image_stats(proc)
-        return cls(model, AutoTokenizer.from_pretrained(proc), mean, std, **kwargs)
+        mean, std = load_image_stats(proc, local_files_only=proc_offline)
+        return cls(model, AutoTokenizer.from_pretrained(proc, local_files_only=proc_offline), mean, std, **kwargs)
 
     @property
     def device(self) -> torch.device:

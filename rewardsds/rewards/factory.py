@@ -5,7 +5,8 @@ Grammar::
     spec   := term ("+" term)*               weighted sum -> MixReward
     term   := [weight "*"] single             weight: a float, e.g. 0.5, -1, 1e-3 (not 1e+3)
     single := name ["@" path]                 path: weights for that model (see below)
-            | module.path:function            any callable (images, prompts) -> scores, or a Reward
+            | module.path:function            any callable (images, prompts) -> scores, a Reward, or a
+                                              Reward subclass built without arguments
 
 Names (explicit below, no hidden registry):
     world-clip        the embedded world's CLIP, CLIPScore x100
@@ -20,6 +21,7 @@ Names (explicit below, no hidden registry):
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -144,13 +146,43 @@ def _load_named(name: str, arg: str | None, device: str, world_dir) -> Reward:
 
 
 def _load_callable(spec: str) -> Reward:
+    """``module.path:name`` -> a Reward: a Reward instance as is, a Reward subclass built with no
+    arguments, any other callable wrapped in `CallableReward`. Every failure is a one-sentence ValueError;
+    what the callable returns is checked on each call (`Reward.__call__`)."""
+    if not _CALLABLE.match(spec):
+        raise ValueError(f"reward {spec!r} is not a known name and not of the form module.path:function")
     module, _, attr = spec.partition(":")
     try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot load reward callable {spec!r}: {e}") from e
+        mod = importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001 - the module's own code may raise anything (SyntaxError, ...)
+        if isinstance(e, ModuleNotFoundError) and e.name and (module + ".").startswith(e.name + "."):
+            hint = " (is its folder on PYTHONPATH?)" if e.name == module.partition(".")[0] else ""
+            raise ValueError(f"cannot load reward {spec!r}: no module named {e.name!r}{hint}") from e
+        raise ValueError(f"cannot load reward {spec!r}: importing {module!r} failed with "
+                         f"{type(e).__name__}: {e}") from e
+    try:
+        obj = getattr(mod, attr)
+    except AttributeError as e:
+        raise ValueError(f"cannot load reward {spec!r}: module {module!r} has no attribute {attr!r}") from e
     if isinstance(obj, Reward):
         return obj
+    if isinstance(obj, type) and issubclass(obj, Reward):
+        try:
+            return obj()
+        except TypeError as e:
+            raise ValueError(f"reward {spec!r} is a Reward class that cannot be built without arguments "
+                             f"({e}); point the spec at an instance or a function instead") from e
     if not callable(obj):
-        raise ValueError(f"{spec!r} is not callable")
+        raise ValueError(f"reward {spec!r} names a {type(obj).__name__}, which is not callable: a reward is a "
+                         "function (images, prompts) -> scores or a Reward")
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # some builtins have none: their calls are checked when scored
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(None, None)
+        except TypeError:
+            raise ValueError(f"reward {spec!r} cannot be called as f(images, prompts): its signature is "
+                             f"{signature}") from None
     return CallableReward(obj, name=spec)

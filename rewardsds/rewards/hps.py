@@ -13,22 +13,17 @@ crop, the model's image mean/std (OpenAI's for ViT-H-14) - as open_clip's valida
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
+from .. import _compat
 from .base import Reward
 from .clip_score import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess
 
-MISSING = "HPSv2 needs the optional extra: pip install 'rewardsds[openclip]'"
 HPS_FILES = {"v2.0": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}
-
-
-def _import_open_clip():
-    try:
-        import open_clip
-    except ImportError as e:
-        raise ImportError(MISSING) from e
-    return open_clip
+HPS_REPO = "xswu/HPSv2"
 
 
 class HPSv2Reward(Reward):
@@ -48,14 +43,19 @@ class HPSv2Reward(Reward):
     @classmethod
     def from_pretrained(cls, checkpoint: str | None = None, version: str = "v2.1", arch: str = "ViT-H-14",
                         device: str = "cpu", dtype: torch.dtype | None = None, **kwargs) -> HPSv2Reward:
-        """``checkpoint``: a local HPS ``.pt``; None downloads ``xswu/HPSv2``'s file for ``version``."""
-        open_clip = _import_open_clip()
+        """``checkpoint``: a local HPS ``.pt``; None downloads ``xswu/HPSv2``'s file for ``version`` (or
+        takes it from the Hugging Face cache; neither possible raises
+        `rewardsds._compat.WeightsUnavailableError`, an OSError, at once)."""
+        open_clip = _compat.require("open_clip", "openclip", "the HPSv2 reward")
         if checkpoint is None:
-            from huggingface_hub import hf_hub_download
-
             if version not in HPS_FILES:
                 raise ValueError(f"unknown HPS version {version!r}; expected one of {sorted(HPS_FILES)}")
-            checkpoint = hf_hub_download("xswu/HPSv2", HPS_FILES[version])
+            offline = _compat.check_weights(HPS_REPO, f"HPS{version} checkpoint", HPS_FILES[version])
+            from huggingface_hub import hf_hub_download
+
+            checkpoint = hf_hub_download(HPS_REPO, HPS_FILES[version], local_files_only=offline)
+        elif not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"HPS checkpoint {str(checkpoint)!r} is not a file")
         model = open_clip.create_model(arch, pretrained=None)
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("state_dict", state))

@@ -12,19 +12,11 @@ from __future__ import annotations
 
 import torch
 
+from .. import _compat
 from .base import Reward
 from .clip_score import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess
 
-MISSING = "ImageReward needs the optional extra: pip install 'rewardsds[imagereward]'"
 _PARTS = ("blip", "mlp", "mean", "std")
-
-
-def _import_image_reward():
-    try:
-        import ImageReward
-    except ImportError as e:  # the package pins old timm/fairscale, so it is an extra, not a dependency
-        raise ImportError(MISSING) from e
-    return ImageReward
 
 
 class ImageRewardReward(Reward):
@@ -45,7 +37,8 @@ class ImageRewardReward(Reward):
     def from_pretrained(cls, name_or_path: str = "ImageReward-v1.0", device: str = "cpu",
                         **kwargs) -> ImageRewardReward:
         """``name_or_path``: a released name (downloaded by the package) or a local checkpoint."""
-        rm = _import_image_reward()
+        # the package pins old timm/fairscale, so it is an extra, not a dependency
+        rm = _compat.require("ImageReward", "imagereward", "the ImageReward reward")
         return cls(rm.load(name_or_path, device=device), **kwargs)
 
     @property
