@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 FORMAT = "rewardsds-state/1"
+CHECKPOINT_NAME = "checkpoint.safetensors"  # a run folder's checkpoint (--resume reads it)
 _MAGIC_KEY = "rewardsds_format"
 
 

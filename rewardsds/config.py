@@ -1,13 +1,15 @@
-"""Typed configs for the 2D commands (the CLI is generated from these by tyro) and named presets.
+"""Typed configs of the 2D commands (the CLI is generated from these by tyro), the prior families'
+defaults, named presets, and the one check of every option.
 
-Defaults target the embedded world on CPU. Fields left at None take the prior's own default
-(`prior_defaults`): the world's small pixel-space prior wants a different guidance scale and
-learning rate than Stable Diffusion's latent space.
+Defaults target the embedded world on CPU. Fields left at None take the prior family's default
+(`FamilyDefaults`, keyed by `model_index.json`'s `_class_name`): the world's small pixel-space prior
+wants a different guidance scale and learning rate than Stable Diffusion's latent space.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,13 +17,16 @@ from typing import Literal
 import tyro
 
 from .loop import LoopConfig
-from .losses import BRIDGE_SRC, BRIDGE_TGT, GuidanceConfig, Method
+from .losses import BRIDGE_SRC, BRIDGE_TGT, GuidanceConfig, Method, TextMethod
+from .sweep.checks import check_int, check_seed
 from .weighting import Scheme, Weighting
+from .world.paths import WORLD_FAMILY
 
 PRIOR_ALIASES = {
     "sd21": "stabilityai/stable-diffusion-2-1-base",
     "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
 }
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 @dataclass
@@ -40,88 +45,181 @@ class DistillOptions:
     reward_steps: float = 1.0
     """K: steps that use rewards: a fraction (0, 1] of the first steps, or a count > 1"""
     weighting: Scheme = "top-bottom"
+    """how candidate rewards become weights (paper Table 5; top-bottom = +0.9 top-2, -0.1 bottom-2)"""
     softmax_temperature: float = 1.0
+    """temperature of --weighting softmax"""
     softmax_normalize: Literal["none", "zscore", "rank"] = "none"
+    """what --weighting softmax exponentiates: raw rewards, their z-scores, or ranks in [0, 1]"""
     steps: int | None = None
     """optimisation steps (default: the prior's)"""
     cfg: float | None = None
     """guidance scale of the distillation gradient (default: the prior's, per method)"""
     preview_cfg: float = 7.5
+    """guidance scale of the candidates' S-step preview"""
     lr: float | None = None
+    """Adam learning rate (default: the prior's)"""
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:1 ..."""
     negative_prompt: str = ""
+    """the unconditional half of classifier-free guidance uses this text"""
     t_min: float = 0.02
+    """lowest timestep, as a fraction of T"""
     t_max: float = 0.98
+    """highest timestep, as a fraction of T"""
 
 
 @dataclass
 class CommonConfig(DistillOptions):
     method: Method = "reward-sds"
+    """distillation method (reward-* weight N candidates by their rewards)"""
     seed: int = 0
-    checkpoint_every: int = 100
+    """seeds everything random (initial image, noises, timesteps)"""
+    checkpoint_every: int | None = None
+    """a checkpoint every this many steps (default: a tenth of the run, at most 100; also at the end and
+    on Ctrl-C)"""
     resume: bool = False
-    """continue from out/checkpoint.pt if it exists"""
+    """continue the run in --out from its checkpoint (refused if the checkpoint is another run's)"""
+    overwrite: bool = False
+    """replace a finished or unfinished run already in --out (otherwise refused)"""
+    threads: int | None = None
+    """CPU threads for torch (default: the cores idle at start)"""
+    allow_unknown_words: bool = False
+    """embedded world: run even when the prompt has words outside the world's vocabulary"""
     progress: bool = True
+    """show a progress bar"""
+
+    def prompt_texts(self) -> dict[str, str]:
+        """The prompts this command reads, by how an error should name them."""
+        raise NotImplementedError
 
 
 @dataclass
 class GenerateConfig(CommonConfig):
     """Text-to-image: distil an image of PROMPT from the prior."""
 
-    prompt: tyro.conf.Positional[str] = ""
+    prompt: tyro.conf.Positional[str] = tyro.MISSING
+    """what the image should show"""
+    method: TextMethod = "reward-sds"
+    """distillation method (reward-* weight N candidates by their rewards)"""
     out: Path = Path("out/generate")
+    """run folder: image.png, video, log.jsonl, config.json, checkpoint, summary.json"""
     init: Literal["noise", "colour", "image"] = "colour"
+    """initial image: Gaussian noise in model space, the world backdrop colour, or --init-image"""
     init_image: Path | None = None
+    """image file to start from (with --init image)"""
     batch: int = 1
     """images optimised side by side (each with its own noises)"""
+
+    def prompt_texts(self) -> dict[str, str]:
+        return {"prompt": self.prompt}
 
 
 @dataclass
 class EditConfig(CommonConfig):
     """2D editing: change IMAGE from --source to --target (DDS / RewardDDS by default)."""
 
-    image: tyro.conf.Positional[Path] = Path()
+    image: tyro.conf.Positional[Path] = tyro.MISSING
+    """the image file to edit"""
     source: str = ""
     """prompt describing the input image"""
     target: str = ""
     """prompt describing the wanted edit"""
     method: Method = "reward-dds"
+    """dds / reward-dds (the others distil the target prompt starting from the image)"""
     out: Path = Path("out/edit")
+    """run folder: image.png, source.png, video, log.jsonl, config.json, checkpoint, summary.json"""
     n_noises: int = 5
+    """N: noise candidates per reward step"""
+
+    def prompt_texts(self) -> dict[str, str]:
+        return {"source prompt": self.source, "target prompt": self.target}
 
 
-WORLD_FAMILY = "RewardSDSWorldPrior"  # model_index.json's _class_name (world.train_prior writes it)
+@dataclass(frozen=True)
+class FamilyDefaults:
+    """Defaults of one prior family (2D and 3D); `guidance_scale` per base method."""
+
+    steps: int
+    lr: float
+    guidance_scale: dict[str, float]
+    edit_steps: int
+    edit_lr: float
+    steps_3d: int
+    views_3d: int
+    render_resolution_3d: int
+    view_dependent_3d: bool
 
 
-def is_world_prior(prior: str) -> bool:
-    """'world', or a folder holding a world prior (e.g. one retrained with world.train_prior): it wants
-    the world's defaults, not Stable Diffusion's. Reads model_index.json only; loads nothing."""
+WORLD_DEFAULTS = FamilyDefaults(
+    steps=300, lr=0.02, guidance_scale={"sds": 20.0, "vsd": 7.5, "bridge": 20.0, "dds": 7.5},
+    edit_steps=300, edit_lr=0.02, steps_3d=400, views_3d=4, render_resolution_3d=32,
+    view_dependent_3d=False)  # the world's vocabulary has no view words
+# Paper values for Stable Diffusion (App. B): 1000 steps, Adam lr 0.01, CFG 100 for SDS, 7.5 for VSD;
+# SDS-Bridge's official CFG 40; DDS 200 steps at lr 0.1 (the DDS reference).
+SD_DEFAULTS = FamilyDefaults(
+    steps=1000, lr=0.01, guidance_scale={"sds": 100.0, "vsd": 7.5, "bridge": 40.0, "dds": 7.5},
+    edit_steps=200, edit_lr=0.1, steps_3d=5000, views_3d=1, render_resolution_3d=64, view_dependent_3d=True)
+FAMILY_DEFAULTS: dict[str, FamilyDefaults] = {WORLD_FAMILY: WORLD_DEFAULTS}
+"""model_index.json `_class_name` -> defaults; any other family (Stable Diffusion pipelines) gets SD_DEFAULTS"""
+
+
+def prior_family(prior: str) -> str:
+    """The family of a prior spec: 'world' is the world's; a local folder's comes from its
+    model_index.json (reads that file only, loads nothing); hub ids count as Stable Diffusion."""
     if prior == "world":
-        return True
-    import json
-
+        return WORLD_FAMILY
     try:
         index = json.loads((Path(prior).expanduser() / "model_index.json").read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(index, dict) and index.get("_class_name") == WORLD_FAMILY
+        return "StableDiffusionPipeline"
+    return str(index.get("_class_name", "")) if isinstance(index, dict) else ""
+
+
+def family_defaults(prior: str) -> FamilyDefaults:
+    return FAMILY_DEFAULTS.get(prior_family(prior), SD_DEFAULTS)
+
+
+def is_world_prior(prior: str) -> bool:
+    """'world', or a folder holding a world prior (e.g. one retrained by the world's trainer)."""
+    return prior_family(prior) == WORLD_FAMILY
 
 
 def prior_defaults(prior: str, method: str) -> dict:
-    """Steps, lr and guidance scale for a prior family and method (paper values for SD)."""
-    base = method.removeprefix("reward-")
-    if is_world_prior(prior):
-        cfg = {"sds": 20.0, "vsd": 7.5, "bridge": 20.0, "dds": 7.5}[base]
-        return {"steps": 300, "lr": 0.02, "cfg": cfg}
-    cfg = {"sds": 100.0, "vsd": 7.5, "bridge": 40.0, "dds": 7.5}[base]
-    return {"steps": 1000 if base != "dds" else 200, "lr": 0.01 if base != "dds" else 0.1, "cfg": cfg}
+    """Steps, lr and guidance scale for a prior family and method."""
+    d, base = family_defaults(prior), method.removeprefix("reward-")
+    edit = base == "dds"
+    return {"steps": d.edit_steps if edit else d.steps, "lr": d.edit_lr if edit else d.lr,
+            "cfg": d.guidance_scale[base]}
 
 
 def resolve(cfg: CommonConfig) -> CommonConfig:
-    """Fill the None fields from the prior's defaults (the resolved config is what gets saved)."""
+    """Fill the None fields from the prior's defaults and check every option (ValueError)."""
     d = prior_defaults(cfg.prior, cfg.method)
-    return dataclasses.replace(cfg, **{k: v for k, v in d.items() if getattr(cfg, k) is None})
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in d.items() if getattr(cfg, k) is None})
+    check_options(cfg)
+    return cfg
+
+
+def check_options(cfg: DistillOptions) -> None:
+    """The options no typed constructor checks (seed, device, counts), diffusers' `check_inputs` style:
+    ValueError naming the option and its value. Guidance, loop and weighting check their own fields."""
+    check_device(cfg.device)
+    for name in ("seed", "checkpoint_every", "batch", "threads"):
+        value = getattr(cfg, name, None)
+        if value is None:
+            continue
+        if name == "seed":
+            check_seed(name, value)
+        else:
+            check_int(name, value, 1, 1024 if name != "checkpoint_every" else 10**7)
+
+
+def check_device(spec: str) -> None:
+    if spec == "auto":
+        return
+    kind, _, index = spec.partition(":")
+    if kind not in DEVICE_TYPES or (index and not index.isdigit()):
+        raise ValueError(f"--device must be auto, {', '.join(DEVICE_TYPES)} or cuda:N, got {spec!r}")
 
 
 def guidance_config(cfg: CommonConfig) -> GuidanceConfig:
@@ -139,10 +237,42 @@ def loop_config(cfg: CommonConfig) -> LoopConfig:
                       frame_every=max(1, cfg.steps // 60))
 
 
-# Named presets: plain Python, applied as the defaults that command-line flags then override.
-PRESETS: dict[str, dict] = {
-    "paper-full": {"n_noises": 10, "denoise_steps": 15, "reward_steps": 1.0},
-    "paper-small": {"n_noises": 2, "denoise_steps": 1, "reward_steps": 0.1},
-    "sds": {"method": "sds"},
-    "fast": {"n_noises": 2, "denoise_steps": 1, "steps": 100},
+# Fields that may differ between a run and its resumption (they do not change what is computed so far).
+RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "checkpoint_every", "steps", "device", "threads",
+                    "allow_unknown_words", "video_resolution", "video_frames", "mesh_resolution", "mesh_level")
+
+
+def run_id(cfg) -> dict:
+    """What identifies a run in its checkpoint: the resolved config without RESUMABLE_FIELDS, as JSON
+    values (so a tuple and the list it was saved as compare equal)."""
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_FIELDS}
+    return json.loads(json.dumps(d, default=str))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named partial config: the fields it sets become the command's defaults, which flags override."""
+
+    method: str | None = None
+    n_noises: int | None = None
+    denoise_steps: int | None = None
+    reward_steps: float | None = None
+    steps: int | None = None
+
+    def apply(self, config_cls: type, name: str):
+        """`config_cls()` with this preset's fields; a field the command lacks is an error."""
+        values = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        missing = sorted(set(values) - fields)
+        if missing:
+            raise ValueError(f"preset {name!r} sets {', '.join(missing)}, which this command does not have")
+        return config_cls(**values)
+
+
+PRESETS: dict[str, Preset] = {
+    "paper-full": Preset(n_noises=10, denoise_steps=15, reward_steps=1.0),
+    "paper-small": Preset(n_noises=2, denoise_steps=1, reward_steps=0.1),
+    "sds": Preset(method="sds"),
+    "fast": Preset(n_noises=2, denoise_steps=1, steps=100),
 }
+

@@ -21,6 +21,7 @@ so any optimiser applies; non-finite gradients are reported (the loop skips such
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,6 +36,11 @@ from .weighting import Weighting
 Method = Literal["sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge", "dds", "reward-dds"]
 METHODS: tuple[str, ...] = ("sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge", "dds",
                             "reward-dds")
+TextMethod = Literal["sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge"]
+TEXT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if not m.endswith("dds"))
+"""methods that distil a text prompt from scratch (text-to-image, text-to-3D, sweeps)"""
+EDIT_METHODS: tuple[str, ...] = ("dds", "reward-dds")
+"""methods that edit a source image (they need its prompt)"""
 BRIDGE_SRC = (", oversaturated, smooth, pixelated, cartoon, foggy, hazy, blurry, bad structure, noisy, "
               "malformed")
 BRIDGE_TGT = ", detailed high resolution, high quality, sharp"
@@ -68,9 +74,16 @@ class GuidanceConfig:
             raise ValueError(f"n_noises (N) must be >= 1, got {self.n_noises}")
         if self.denoise_steps < 1:
             raise ValueError(f"denoise_steps (S) must be >= 1, got {self.denoise_steps}")
-        if self.cfg <= 0 or self.preview_cfg <= 0:
-            raise ValueError(f"guidance scales must be > 0, got cfg={self.cfg}, preview_cfg={self.preview_cfg}")
-        if not 0.0 <= self.bridge_switch <= 1.0:
+        if not all(math.isfinite(v) and v > 0 for v in (self.cfg, self.preview_cfg)):
+            raise ValueError(f"guidance scales must be finite numbers > 0, got cfg={self.cfg}, "
+                             f"preview_cfg={self.preview_cfg}")
+        if self.n_noises > 4096 or self.denoise_steps > 1000:
+            raise ValueError(f"n_noises (N) must be <= 4096 and denoise_steps (S) <= 1000, got {self.n_noises}, "
+                             f"{self.denoise_steps}")
+        if not (math.isfinite(self.vsd_lr) and self.vsd_lr > 0) or self.vsd_lora_rank < 0:
+            raise ValueError(f"vsd_lr must be finite and > 0 and vsd_lora_rank >= 0, got {self.vsd_lr}, "
+                             f"{self.vsd_lora_rank}")
+        if not (math.isfinite(self.bridge_switch) and 0.0 <= self.bridge_switch <= 1.0):
             raise ValueError(f"bridge_switch must be in [0, 1], got {self.bridge_switch}")
 
     @property
@@ -93,6 +106,26 @@ class GuidanceOutput:
     finite: bool
 
 
+def sds_residual(cands: Candidates, scale: float) -> torch.Tensor:
+    """DreamFusion: eps_hat(x_t, y) - eps."""
+    return cands.pred.guided(scale) - cands.eps
+
+
+def bridge_residual(cands: Candidates, scale: float) -> torch.Tensor:
+    """SDS-Bridge stage 2: s (eps(x_t, y + tgt) - eps(x_t, y + src)) (cond / uncond halves hold them)."""
+    return scale * (cands.pred.cond - cands.pred.uncond)
+
+
+def vsd_residual(cands: Candidates, scale: float, eps_phi: torch.Tensor) -> torch.Tensor:
+    """ProlificDreamer: eps_hat(x_t, y) - eps_phi(x_t, y)."""
+    return cands.pred.guided(scale) - eps_phi
+
+
+def dds_residual(cands: Candidates, source: EpsPrediction, scale: float) -> torch.Tensor:
+    """DDS: eps_hat(z_t, y_tgt) - eps_hat(zsrc_t, y_src), both noised with the same t and eps."""
+    return cands.pred.guided(scale) - source.guided(scale)
+
+
 def surrogate(x0: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """0.5 ||x0 - sg(x0 - grad)||^2 / B: d/dx0 = grad / B."""
     target = (x0 - grad).detach()
@@ -100,7 +133,11 @@ def surrogate(x0: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 
 class Guidance:
-    """Callable: (x0, prompts, t, use_reward, generator, step, total_steps) -> GuidanceOutput."""
+    """Callable: (x0, prompts, t, use_reward, generator, shared, second_stage) -> GuidanceOutput.
+
+    What changes between methods is only the residual r_i (module docstring), one function each;
+    candidates, previews, rewards and weights are shared. Which step is a reward step or a bridge
+    stage-2 step is the loop's schedule's decision, passed in as booleans."""
 
     def __init__(self, cfg: GuidanceConfig, prior: DiffusionPrior, reward: Reward | None = None,
                  source: torch.Tensor | None = None, source_prompts: list[str] | None = None,
@@ -115,47 +152,44 @@ class Guidance:
         self.particle = particle  # VSD's epsilon_phi (vsd.ParticleScore)
 
     def __call__(self, x0: torch.Tensor, prompts: list[str], t: int, use_reward: bool | None = None,
-                 generator: torch.Generator | None = None, share_weights: bool = False, step: int = 0,
-                 total_steps: int = 1) -> GuidanceOutput:
+                 generator: torch.Generator | None = None, shared: bool = False,
+                 second_stage: bool = False) -> GuidanceOutput:
+        """`shared`: the rows of x0 are views of one object (candidate i is one set of noises, its
+        reward the mean over the views). `second_stage`: SDS-Bridge's stage 2 (ignored otherwise)."""
         c, prior = self.cfg, self.prior
         use_reward = c.uses_reward if use_reward is None else (use_reward and c.uses_reward)
         n = c.n_noises if use_reward else 1
         b = x0.shape[0]
-        bridge_stage2 = c.base == "bridge" and step >= c.bridge_switch * total_steps
-        if bridge_stage2:  # cond = prompt + tgt extra, "uncond" = prompt + src extra
+        bridge2 = c.base == "bridge" and second_stage
+        if bridge2:  # cond = prompt + tgt extra, "uncond" = prompt + src extra
             tgt = prior.embed([p + c.bridge_tgt for p in prompts])
             src = prior.embed([p + c.bridge_src for p in prompts])
             emb = TextEmbedding(tgt.cond, src.cond)
         else:
             emb = prior.embed(prompts, c.negative_prompt)
+        src_pred = None
         if c.base == "dds":
             cands, src_pred = self._dds_candidates(x0, emb, t, n, generator)
         else:
-            cands = noise_candidates(prior, x0, emb, t, n, generator, same_noise_for_batch=share_weights)
+            cands = noise_candidates(prior, x0, emb, t, n, generator, same_noise_for_batch=shared)
         calls = cands.prior_calls
         emb_n = emb.repeat(n)
-
-        if c.base == "sds":
-            resid = cands.pred.guided(c.cfg) - cands.eps
-        elif c.base == "bridge":
-            resid = (c.cfg * (cands.pred.cond - cands.pred.uncond) if bridge_stage2
-                     else cands.pred.guided(c.cfg) - cands.eps)
-        elif c.base == "vsd":
-            resid = cands.pred.guided(c.cfg) - self.particle.predict(cands.x_t, t, emb_n)
-        else:  # dds
-            resid = cands.pred.guided(c.cfg) - src_pred.guided(c.cfg)
+        match c.base:
+            case "sds":
+                resid = sds_residual(cands, c.cfg)
+            case "bridge":
+                resid = bridge_residual(cands, c.cfg) if bridge2 else sds_residual(cands, c.cfg)
+            case "vsd":
+                resid = vsd_residual(cands, c.cfg, self.particle.predict(cands.x_t, t, emb_n))
+            case "dds":
+                resid = dds_residual(cands, src_pred, c.cfg)
+            case other:
+                raise ValueError(f"unknown method base {other!r}")
 
         rewards = weights = None
         if use_reward:
-            x0_hat, extra = preview(prior, cands, emb_n, c.denoise_steps, c.preview_cfg)
+            rewards, weights, extra = self._rank(cands, emb_n, prompts, b, n, shared, generator)
             calls += extra
-            with torch.no_grad():
-                images = prior.decode(x0_hat)
-            rewards = self.reward(images, [p for p in prompts for _ in range(n)]).view(b, n)
-            if share_weights:  # one candidate set for all views: average a candidate's reward over views
-                weights = c.weighting(rewards.mean(0), generator).expand(b, n).clone()
-            else:
-                weights = torch.stack([c.weighting(r, generator) for r in rewards])
             wts = weights.to(resid.device, resid.dtype)
         else:
             wts = torch.ones(b, 1, device=resid.device, dtype=resid.dtype)
@@ -167,6 +201,28 @@ class Guidance:
         if self.particle is not None:
             self.particle.train_step(x0.detach(), emb, generator)
         return GuidanceOutput(surrogate(x0, grad), grad, t, rewards, weights, calls, finite)
+
+    def _rank(self, cands: Candidates, emb_n: TextEmbedding, prompts: list[str], b: int, n: int, shared: bool,
+              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Preview, decode and score the candidates; (rewards [B,N], weights [B,N], extra prior calls)."""
+        c = self.cfg
+        x0_hat, extra = preview(self.prior, cands, emb_n, c.denoise_steps, c.preview_cfg)
+        with torch.no_grad():
+            images = self.prior.decode(x0_hat)
+        rewards = self.reward(images, [p for p in prompts for _ in range(n)]).view(b, n)
+        if shared:  # one candidate set for all views: a candidate's reward is its mean over the views
+            weights = c.weighting(rewards.mean(0), generator).expand(b, n).clone()
+        else:
+            weights = torch.stack([c.weighting(r, generator) for r in rewards])
+        return rewards, weights, extra
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to continue exactly (VSD's particle model, optimiser, generator)."""
+        return {"particle": self.particle.state_dict() if self.particle is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.particle is not None and state.get("particle") is not None:
+            self.particle.load_state_dict(state["particle"])
 
     def _dds_candidates(self, z0: torch.Tensor, emb: TextEmbedding, t: int, n: int,
                         generator: torch.Generator | None) -> tuple[Candidates, EpsPrediction]:

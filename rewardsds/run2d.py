@@ -1,115 +1,50 @@
-"""The 2D commands end to end: check inputs, load the prior and reward, run the loop, write outputs.
+"""The 2D commands end to end: the shared preamble, the one loop on an image, the outputs.
 
 Outputs in the run folder: ``image.png`` (upscaled for viewing when small), ``image_raw.png``,
 ``video.mp4`` (or .gif), ``log.jsonl`` (one line per step), ``config.json`` (resolved),
-``checkpoint.pt`` (for --resume) and ``summary.json``, written last: its presence means complete.
+``checkpoint.safetensors`` (for --resume) and ``summary.json``, written last: its presence means complete.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 from pathlib import Path
 
 import torch
 
 from . import media
-from .config import (
-    PRIOR_ALIASES,
-    WORLD_FAMILY,
-    CommonConfig,
-    EditConfig,
-    GenerateConfig,
-    guidance_config,
-    loop_config,
-    resolve,
-)
+from .commands.common import Session, prepare
+from .config import EditConfig, GenerateConfig, guidance_config, loop_config, resolve
 from .errors import UserError
 from .loop import run
 from .losses import build_guidance
 from .representations.image import init_image, load_image
+from .world.paths import WORLD_FAMILY
 
 
-def pick_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError as e:
-        raise UserError(f"unknown device {spec!r}: {e}") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {spec} asked for CUDA, but no CUDA device is available here "
-                        "(use --device cpu)")
-    return dev
-
-
-def prepare_out(path: Path, resume: bool) -> Path:
-    """Create the run folder and prove it is writable before any expensive work."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write to the output folder {str(path)!r}: {e.strerror or e}") from e
-    if (path / "summary.json").exists() and not resume:
-        (path / "summary.json").unlink()  # the old result no longer describes this folder
-    if not resume and (path / "checkpoint.pt").exists():
-        (path / "checkpoint.pt").unlink()
-        (path / "log.jsonl").unlink(missing_ok=True)
-    return path
-
-
-def load_prior(spec: str, device: torch.device):
-    from .priors.diffusers_prior import DiffusersPrior, PriorLoadError
-
-    if spec == "world":
-        from .world.paths import prior_dir
-
-        path = str(prior_dir())
-    else:
-        path = PRIOR_ALIASES.get(spec, spec)
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-    if not Path(path).exists() and offline:
-        raise UserError(f"prior {spec!r} is not a local folder and HF_HUB_OFFLINE is set: download it "
-                        "first or pass a local path")
-    try:
-        return DiffusersPrior.from_pretrained(path, device=device)
-    except PriorLoadError as e:
-        raise UserError(str(e)) from e
-
-
-def load_reward_model(spec: str, device: torch.device):
-    from .rewards.factory import load_reward
-
-    try:
-        return load_reward(spec, device=device)
-    except (ValueError, ImportError, OSError) as e:
-        raise UserError(f"cannot load reward {spec!r}: {e}") from e
-
-
-def check_prompt(prior, prompt: str, what: str = "prompt") -> None:
-    if not prompt or not prompt.strip():
-        raise UserError(f"the {what} is empty")
-    tok = getattr(prior, "tokenizer", None)
-    if tok is not None:
-        n = len(tok(prompt).input_ids)
-        if n > tok.model_max_length:
-            raise UserError(f"the {what} is {n} tokens long; this prior reads at most {tok.model_max_length}")
-
-
-def _validated(cfg: CommonConfig):
+def check_generate(cfg: GenerateConfig):
+    """Resolved config, guidance and loop configs of `generate` (ValueError on any bad option)."""
     cfg = resolve(cfg)
-    try:
-        return cfg, guidance_config(cfg), loop_config(cfg)
-    except ValueError as e:
-        raise UserError(str(e)) from e
+    if cfg.method.endswith("dds"):
+        raise ValueError(f"method {cfg.method!r} edits an image: use `rewardsds edit IMAGE --source ... --target ...`")
+    if cfg.init == "image" and cfg.init_image is None:
+        raise ValueError("--init image needs --init-image PATH")
+    if cfg.init_image is not None and not Path(cfg.init_image).exists():
+        raise ValueError(f"--init-image {str(cfg.init_image)!r} does not exist")
+    return cfg, guidance_config(cfg), loop_config(cfg)
 
 
-def _finish(cfg, out: Path, prior, result, prompts: list[str], reward, extra: dict) -> dict:
+def check_edit(cfg: EditConfig):
+    cfg = resolve(cfg)
+    if not Path(cfg.image).exists():  # before any model loads
+        raise ValueError(f"image {str(cfg.image)!r} does not exist")
+    return cfg, guidance_config(cfg), loop_config(cfg)
+
+
+def _finish(s: Session, result, prompts: list[str], extra: dict) -> dict:
     raw = media.to_uint8(result.images)
     upscale = max(1, 256 // raw.shape[1])
+    out = s.out
     media.save_png(out / "image_raw.png", media.grid(raw, pad=0))
     media.save_png(out / "image.png", media.grid(media.to_uint8(result.images, upscale)))
     video = None
@@ -117,12 +52,13 @@ def _finish(cfg, out: Path, prior, result, prompts: list[str], reward, extra: di
         frames = [media.grid(media.to_uint8(torch.from_numpy(f).permute(0, 3, 1, 2).float() / 255, upscale))
                   for f in result.frames]
         video = media.save_video(out / "video.mp4", frames)
-    final_rewards = reward(result.images, prompts).tolist() if reward is not None else None
-    summary = {"prompts": prompts, "method": cfg.method, "steps": result.steps_done,
+    final_rewards = s.reward(result.images, prompts).tolist() if s.reward is not None else None
+    summary = {"prompts": prompts, "method": s.cfg.method, "steps": result.steps_done,
                "skipped_steps": result.skipped_steps, "prior_calls": result.prior_calls,
                "seconds": round(result.seconds, 2), "final_reward": final_rewards,
-               "video": video.name if video else None, **extra}
-    if getattr(prior, "family", "") == WORLD_FAMILY:
+               "video": video.name if video else None, "out": str(out),
+               "files": {"image": "image.png", "raw": "image_raw.png"}, **extra}
+    if getattr(s.prior, "family", "") == WORLD_FAMILY:
         summary["judge"] = _judge(result.images, prompts)
     media.save_json(out / "summary.json", summary)
     return summary
@@ -141,46 +77,36 @@ def _judge(images: torch.Tensor, prompts: list[str]) -> list[dict] | None:
     return out
 
 
-def run_generate(cfg: GenerateConfig) -> dict:
-    cfg, gcfg, lcfg = _validated(cfg)
-    if cfg.batch < 1:
-        raise UserError(f"batch must be >= 1, got {cfg.batch}")
-    device = pick_device(cfg.device)
-    out = prepare_out(cfg.out, cfg.resume)
-    generator = torch.Generator().manual_seed(cfg.seed)  # before anything random
-    torch.manual_seed(cfg.seed)
-    prior = load_prior(cfg.prior, device)
-    check_prompt(prior, cfg.prompt)
-    if cfg.init == "image" and cfg.init_image is None:
-        raise UserError("--init image needs --init-image PATH")
-    image = load_image(cfg.init_image, prior.image_size) if cfg.init == "image" else None
-    reward = load_reward_model(cfg.reward, device) if gcfg.uses_reward else None
-    media.save_json(out / "config.json", {**dataclasses.asdict(cfg), "resolved_prior_path": cfg.prior})
-    x0 = init_image(prior, cfg.init, cfg.batch, generator, image=image)
-    guidance = build_guidance(gcfg, prior, reward, generator_seed=cfg.seed)
+def _run(s: Session, prompts: list[str], x0: torch.Tensor, guidance, on_step=None):
+    from .checkpoints import CheckpointError
+
+    t0 = time.time()
+    try:
+        result = run(guidance, prompts, x0, s.loop, s.generator, out_dir=s.out, resume=s.cfg.resume,
+                     progress=s.cfg.progress, on_step=on_step, run_id=s.run_id)
+    except CheckpointError as e:
+        raise UserError(str(e)) from e
+    return result, round(time.time() - t0, 2)
+
+
+def run_generate(cfg: GenerateConfig, on_step=None) -> dict:
+    s = prepare(cfg, check_generate)
+    cfg = s.cfg
+    image = load_image(cfg.init_image, s.prior.image_size) if cfg.init == "image" else None
+    x0 = init_image(s.prior, cfg.init, cfg.batch, s.generator, image=image)
+    guidance = build_guidance(s.guidance, s.prior, s.reward, generator_seed=cfg.seed)
     prompts = [cfg.prompt] * cfg.batch
-    t0 = time.time()
-    result = run(guidance, prompts, x0, lcfg, generator, out_dir=out, resume=cfg.resume, progress=cfg.progress)
-    return _finish(cfg, out, prior, result, prompts, reward, {"wall_seconds": round(time.time() - t0, 2)})
+    result, wall = _run(s, prompts, x0, guidance, on_step)
+    return _finish(s, result, prompts, {"wall_seconds": wall})
 
 
-def run_edit(cfg: EditConfig) -> dict:
-    cfg, gcfg, lcfg = _validated(cfg)
-    device = pick_device(cfg.device)
-    out = prepare_out(cfg.out, cfg.resume)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    prior = load_prior(cfg.prior, device)
-    check_prompt(prior, cfg.source, "source prompt")
-    check_prompt(prior, cfg.target, "target prompt")
-    image = load_image(cfg.image, prior.image_size)
-    reward = load_reward_model(cfg.reward, device) if gcfg.uses_reward else None
-    media.save_json(out / "config.json", dataclasses.asdict(cfg))
-    source = init_image(prior, "image", 1, generator, image=image)
-    guidance = build_guidance(gcfg, prior, reward, source=source, source_prompts=[cfg.source],
+def run_edit(cfg: EditConfig, on_step=None) -> dict:
+    s = prepare(cfg, check_edit)
+    cfg = s.cfg
+    image = load_image(cfg.image, s.prior.image_size)
+    source = init_image(s.prior, "image", 1, s.generator, image=image)
+    guidance = build_guidance(s.guidance, s.prior, s.reward, source=source, source_prompts=[cfg.source],
                               generator_seed=cfg.seed)
-    t0 = time.time()
-    result = run(guidance, [cfg.target], source.clone(), lcfg, generator, out_dir=out, resume=cfg.resume,
-                 progress=cfg.progress)
-    media.save_png(out / "source.png", media.to_uint8(image, max(1, 256 // image.shape[-1]))[0])
-    return _finish(cfg, out, prior, result, [cfg.target], reward, {"wall_seconds": round(time.time() - t0, 2)})
+    result, wall = _run(s, [cfg.target], source.clone(), guidance, on_step)
+    media.save_png(s.out / "source.png", media.to_uint8(image, max(1, 256 // image.shape[-1]))[0])
+    return _finish(s, result, [cfg.target], {"wall_seconds": wall})

@@ -7,6 +7,7 @@ official 3D config: 0.98 -> 0.5 over 8000 steps), so late steps refine details.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,9 +23,11 @@ class TimestepSchedule:
     num_train_timesteps: int = 1000
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.t_min < self.t_max <= 1.0:
+        if not (math.isfinite(self.t_min) and math.isfinite(self.t_max) and 0.0 <= self.t_min < self.t_max <= 1.0):
             raise ValueError(f"need 0 <= t_min < t_max <= 1, got t_min={self.t_min}, t_max={self.t_max}")
-        if self.anneal_to is not None and not self.t_min < self.anneal_to <= self.t_max:
+        a = self.anneal_to
+        anneal_ok = a is None or (math.isfinite(a) and self.t_min < a <= self.t_max)
+        if not anneal_ok:
             raise ValueError(f"anneal_to must lie in (t_min, t_max], got {self.anneal_to}")
 
     def bounds(self, step: int) -> tuple[int, int]:
@@ -48,6 +51,12 @@ def reward_active(step: int, total_steps: int, reward_steps: float) -> bool:
         return False
     k = reward_steps * total_steps if reward_steps <= 1 else reward_steps
     return step < k
+
+
+def bridge_stage2(step: int, total_steps: int, switch: float) -> bool:
+    """SDS-Bridge: whether `step` is in stage 2 (source -> target prompts), which starts after the
+    fraction `switch` of the run (official: half)."""
+    return step >= switch * total_steps
 
 
 def sds_weight(alpha_bar: torch.Tensor) -> torch.Tensor:

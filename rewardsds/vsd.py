@@ -39,6 +39,15 @@ class ParticleScore:
                  t_range: tuple[float, float] = (0.02, 0.98)) -> None:
         self.prior, self.t_range = prior, t_range
         self.generator = torch.Generator().manual_seed(seed + 1)
+        # the new layers (LoRA, the tiny net) draw their init from torch's global RNG: seed it locally, so
+        # that a run is a function of its seed alone (and a resumed run equals an uninterrupted one)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 2)
+            net, params = self._build(prior, lora_rank)
+        self.net = net.train()
+        self.opt = torch.optim.AdamW(params, lr=lr)
+
+    def _build(self, prior: DiffusionPrior, lora_rank: int) -> tuple[torch.nn.Module, list]:
         unet = getattr(prior, "unet", None)
         if unet is not None:
             net = copy.deepcopy(unet).float().requires_grad_(False)
@@ -61,8 +70,7 @@ class ParticleScore:
             net = TinyEpsNet(prior.sample_shape[0]).to(prior.device)
             params = list(net.parameters())
             self.kind = "tiny"
-        self.net = net.train()
-        self.opt = torch.optim.AdamW(params, lr=lr)
+        return net, params
 
     def _eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if self.kind == "tiny":
@@ -92,8 +100,16 @@ class ParticleScore:
         return loss.item()
 
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
+        """The trained parameters only (a LoRA's, not the frozen U-Net it adapts), the optimiser, and the
+        model's own generator: without it a resumed run draws other t' and eps' than an uninterrupted one."""
+        trained = {n: p.detach() for n, p in self.net.named_parameters() if p.requires_grad}
+        return {"net": trained, "opt": self.opt.state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
+        missing = set(state["net"]) - {n for n, _ in self.net.named_parameters()}
+        if missing:
+            raise ValueError(f"the particle model's state has unknown parameters, e.g. {sorted(missing)[:3]}")
+        self.net.load_state_dict(state["net"], strict=False)
         self.opt.load_state_dict(state["opt"])
+        if state.get("generator") is not None:
+            self.generator.set_state(state["generator"].to(torch.uint8).cpu())

@@ -19,6 +19,7 @@ gives weight 1 (plain SDS) for every scheme.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,8 +48,10 @@ class Weighting:
             raise ValueError(f"unknown weighting {self.scheme!r}; expected one of {', '.join(SCHEMES)}")
         if self.k < 1:
             raise ValueError(f"weighting k must be >= 1, got {self.k}")
-        if self.temperature <= 0:
-            raise ValueError(f"softmax temperature must be > 0, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"softmax temperature must be a finite number > 0, got {self.temperature}")
+        if not (math.isfinite(self.pos) and math.isfinite(self.neg)):
+            raise ValueError(f"weights pos/neg must be finite, got {self.pos}, {self.neg}")
 
     def __call__(self, rewards: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return candidate_weights(rewards, self, generator)

@@ -23,9 +23,10 @@ DEFAULT_PROMPTS = ("a red circle", "a blue square", "a yellow triangle", "a gree
 
 def judge_field(field_pt: Path, prompt: str, views: int, seed: int) -> float:
     from rewardsds.export3d import render_views
-    from rewardsds.gen3d import WORLD_BACKGROUND, load_field
+    from rewardsds.gen3d import load_field
     from rewardsds.render import SolidBackground
     from rewardsds.world.judge import judge
+    from rewardsds.world.scenes import BACKGROUND as WORLD_BACKGROUND
 
     field, renderer = load_field(field_pt)
     g = torch.Generator().manual_seed(seed)
@@ -62,7 +63,7 @@ def main() -> None:
             if not (out / "summary.json").exists():
                 run_gen3d(Gen3DConfig(prompt=prompt, method=method, steps=args.steps, seed=args.seed, out=out,
                                       progress=False))
-            acc = judge_field(out / "field.pt", prompt, args.views, args.seed + 1)
+            acc = judge_field(out / "field.safetensors", prompt, args.views, args.seed + 1)
             secs = json.loads((out / "summary.json").read_text()).get("seconds")
             table[method].append(acc)
             print(f"{method:11s} {prompt:28s} judge accuracy {acc:.3f}  ({secs} s)", flush=True)

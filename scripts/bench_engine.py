@@ -28,12 +28,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from rewardsds.commands.common import load_prior, load_reward_model
     from rewardsds.loop import LoopConfig, run
     from rewardsds.losses import GuidanceConfig, build_guidance
     from rewardsds.representations.image import init_image
-    from rewardsds.run2d import load_prior, load_reward_model
 
-    prior = load_prior(args.prior, torch.device("cpu"))
+    prior, _ = load_prior(args.prior, torch.device("cpu"))
     reward = load_reward_model(args.reward, torch.device("cpu"))
     configs = [("sds", 1, 1)] + [("reward-sds", n, s) for n in map(int, args.ns.split(","))
                                  for s in map(int, args.ss.split(","))]

@@ -24,7 +24,7 @@ def test_generate_every_method(tmp_path, tiny_pixel_dir, method):
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["method"] == method
-    for f in ("image.png", "image_raw.png", "config.json", "log.jsonl", "checkpoint.pt"):
+    for f in ("image.png", "image_raw.png", "config.json", "log.jsonl", "checkpoint.safetensors"):
         assert (out / f).exists(), f
     assert (out / "video.mp4").exists() or (out / "video.gif").exists()
     assert len((out / "log.jsonl").read_text().splitlines()) == 2

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from rewardsds.checkpoints import load_state
 from rewardsds.gen3d import Gen3DConfig, load_field, render_resolution, resolve3d, save_outputs, train
 from rewardsds.losses import GuidanceConfig, build_guidance
 from rewardsds.priors.analytic import GaussianPrior
@@ -38,13 +39,13 @@ def test_two_steps_write_every_output(tmp_path):
     assert result.steps_done == 2 and result.skipped_steps == 0 and result.prior_calls == 2 == p.calls
     files = save_outputs(resolve3d(cfg), result, tmp_path)
     assert set(files) == {"field", "turntable", "views", "obj", "glb"}
-    for name in ("checkpoint.pt", "log.jsonl", "field.pt", "views.png", "mesh.obj", "mesh.glb"):
+    for name in ("checkpoint.safetensors", "log.jsonl", "field.safetensors", "views.png", "mesh.obj", "mesh.glb"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert files["turntable"].suffix in (".mp4", ".gif") and files["turntable"].exists()
     log = [json.loads(ln) for ln in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1] and all(r["resolution"] == 16 for r in log)
     assert log[0]["prompts"] == [PROMPT]  # the world-prior defaults: no view suffixes
-    field, renderer = load_field(tmp_path / "field.pt")
+    field, renderer = load_field(tmp_path / "field.safetensors")
     pts = torch.rand(32, 3) * 2 - 1
     assert torch.allclose(field(pts)[0], result.field(pts)[0])
 
@@ -56,7 +57,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     # the same run, stopped after 2 steps and resumed from its checkpoint for the other 2
     b = tmp_path / "b"
     train(tiny(b, steps=2, **kw), sds(prior()), torch.Generator().manual_seed(3), out_dir=b, progress=False)
-    ckpt = torch.load(b / "checkpoint.pt", weights_only=False)
+    ckpt, _ = load_state(b / "checkpoint.safetensors")
     assert ckpt["step"] == 2
     resumed = train(tiny(b, steps=4, **kw), sds(prior()), torch.Generator().manual_seed(99), out_dir=b,
                     resume=True, progress=False)
@@ -115,10 +116,10 @@ def test_resolution_schedule_and_validation(tmp_path):
 
 
 def test_command_end_to_end(tmp_path, monkeypatch):
-    import rewardsds.run2d as run2d
+    import rewardsds.commands.common as common
     from rewardsds.gen3d import run_gen3d
 
-    monkeypatch.setattr(run2d, "load_prior", lambda spec, device: prior())
+    monkeypatch.setattr(common, "load_prior", lambda spec, device: (prior(), "analytic"))
     cfg = tiny(tmp_path / "run", method="sds", device="cpu", checkpoint_every=100)
     summary = run_gen3d(cfg)
     out = tmp_path / "run"

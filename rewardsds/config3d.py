@@ -1,0 +1,146 @@
+"""`rewardsds gen3d`'s typed config, its family defaults and its checks (everything checked before
+any model loads or any step runs, exports included)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import tyro
+
+from .config import CommonConfig, family_defaults, guidance_config, is_world_prior, prior_defaults, resolve
+from .loop import LoopConfig
+from .losses import TextMethod
+from .render import CameraRanges
+from .representations.field import FieldConfig
+from .representations.field_scene import RenderConfig, ViewConfig
+from .sweep.checks import check_float, check_int
+from .world.scenes import BACKGROUND as WORLD_BACKGROUND
+
+
+@dataclass
+class Gen3DConfig(CommonConfig):
+    """Text-to-3D: distil a radiance field of PROMPT (turntable video, view grid, .obj/.glb mesh)."""
+
+    prompt: tyro.conf.Positional[str] = tyro.MISSING
+    """what the object should be"""
+    method: TextMethod = "reward-sds"
+    """distillation method (reward-* weight N candidates by their rewards)"""
+    out: Path = Path("out/gen3d")
+    """run folder: turntable video, views.png, mesh.obj/.glb, field, log.jsonl, checkpoint, summary.json"""
+    reward_steps: float = 0.5
+    """K: steps that use rewards: a fraction (0, 1] of the first steps, or a count > 1"""
+    t_anneal_to: float | None = 0.5
+    """upper timestep bound at the end of the annealing (fraction of T); None keeps t_max"""
+    t_anneal_steps: int | None = None
+    """steps over which t_max anneals (default: the whole run)"""
+    views: int | None = None
+    """V: views rendered per step (default: 4 for the world prior, 1 otherwise)"""
+    render_resolutions: tuple[int, ...] | None = None
+    """render side per stage (default: (32,) for the world prior, (64,) otherwise)"""
+    resolution_milestones: tuple[float, ...] = ()
+    """fractions of the run at which the next render resolution starts (one fewer than resolutions)"""
+    n_samples: int = 48
+    """stratified samples per ray"""
+    cameras: CameraRanges = CameraRanges()
+    """ranges that training cameras are drawn from"""
+    grid: FieldConfig = FieldConfig()
+    """the radiance field's feature grids and decoder"""
+    background: Literal["auto", "learned", "random", "solid"] = "auto"
+    """auto: solid world backdrop for the world prior, learned (an MLP of the direction) otherwise"""
+    background_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """colour of --background solid"""
+    shading_prob: float = 0.0
+    """chance per step of Lambertian shading with normals from the density (else albedo)"""
+    view_dependent: bool | None = None
+    """append ', front view' etc. (default: off for the world prior, whose vocabulary lacks them)"""
+    opacity_reg: float = 0.0
+    """weight of the mean opacity of the views as a penalty (discourages fog)"""
+    decoder_lr_scale: float = 0.1
+    """learning rate of the field's decoder (and learned background) relative to --lr"""
+    video_resolution: int = 128
+    """side of the turntable video's frames"""
+    video_frames: int = 36
+    """frames of the turntable video"""
+    mesh_resolution: int = 64
+    """marching-cubes lattice side"""
+    mesh_level: float | None = None
+    """density iso-level of the mesh (default: the mean density of the box)"""
+
+    def prompt_texts(self) -> dict[str, str]:
+        # with view-dependent prompts the longest text the prior reads has a view suffix
+        return {"prompt": self.prompt + (", overhead view" if self.view_dependent else "")}
+
+
+def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
+    """Fill the None fields from the prior family's 3D defaults and check (idempotent; ValueError)."""
+    fam, world = family_defaults(cfg.prior), is_world_prior(cfg.prior)
+    d = prior_defaults(cfg.prior, cfg.method)
+    d.update(steps=fam.steps_3d, lr=1e-2, views=fam.views_3d, render_resolutions=(fam.render_resolution_3d,),
+             view_dependent=fam.view_dependent_3d)
+    fill = {k: v for k, v in d.items() if getattr(cfg, k) is None}
+    if cfg.t_anneal_steps is None:
+        fill["t_anneal_steps"] = cfg.steps if cfg.steps is not None else d["steps"]
+    if cfg.background == "auto":
+        fill.update(background="solid", background_color=WORLD_BACKGROUND) if world else fill.update(
+            background="learned")
+    cfg = resolve(dataclasses.replace(cfg, **fill))
+    check_gen3d(cfg)
+    return cfg
+
+
+def check_gen3d(cfg: Gen3DConfig) -> None:
+    if cfg.method.endswith("dds"):
+        raise ValueError("DDS edits an image; text-to-3D takes sds, vsd or bridge (with or without reward-)")
+    check_int("views", cfg.views, 1, 64)
+    check_int("n_samples", cfg.n_samples, 1, 4096)
+    check_int("t_anneal_steps", cfg.t_anneal_steps, 0)
+    if not cfg.render_resolutions or any(not isinstance(r, int) or not 4 <= r <= 2048 for r in cfg.render_resolutions):
+        raise ValueError(f"render resolutions must be whole numbers in [4, 2048] px, got {cfg.render_resolutions}")
+    ms = list(cfg.resolution_milestones)
+    if len(ms) != len(cfg.render_resolutions) - 1 or ms != sorted(ms) or any(not 0 < m < 1 for m in ms):
+        raise ValueError(f"need {len(cfg.render_resolutions) - 1} increasing milestones in (0, 1) for "
+                         f"{len(cfg.render_resolutions)} render resolutions; got {tuple(ms)}")
+    check_float("shading_prob", cfg.shading_prob, 0.0, 1.0)
+    check_float("opacity_reg", cfg.opacity_reg, 0.0)
+    check_float("decoder_lr_scale", cfg.decoder_lr_scale, 0.0, lo_open=True)
+    for c in cfg.background_color:
+        check_float("background_color", c, 0.0, 1.0)
+    # exports run after training: check them now, so a long run never dies at its end
+    check_int("video_resolution", cfg.video_resolution, 8, 2048)
+    check_int("video_frames", cfg.video_frames, 1, 3600)
+    check_int("mesh_resolution", cfg.mesh_resolution, 8, 512)
+    if cfg.mesh_level is not None:
+        check_float("mesh_level", cfg.mesh_level, 0.0)
+    missing = [m for m in ("trimesh", "skimage") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"gen3d exports a mesh, which needs {' and '.join(missing)}: pip install 'rewardsds[mesh]'")
+    loop_config3d(cfg)  # its own checks (timesteps, K)
+
+
+def loop_config3d(cfg: Gen3DConfig) -> LoopConfig:
+    return LoopConfig(steps=cfg.steps, lr=cfg.lr, reward_steps=cfg.reward_steps, t_min=cfg.t_min, t_max=cfg.t_max,
+                      t_anneal_to=cfg.t_anneal_to, t_anneal_steps=cfg.t_anneal_steps,
+                      checkpoint_every=cfg.checkpoint_every, frame_every=0)
+
+
+def check3d(cfg: Gen3DConfig):
+    """The command's check: resolved config, guidance and loop configs (ValueError)."""
+    cfg = resolve3d(cfg)
+    return cfg, guidance_config(cfg), loop_config3d(cfg)
+
+
+def render_config(cfg: Gen3DConfig) -> RenderConfig:
+    return RenderConfig(background=cfg.background, background_color=tuple(cfg.background_color),
+                        n_samples=cfg.n_samples, bound=cfg.grid.bound, shading=bool(cfg.shading_prob),
+                        normal_eps=2 * cfg.grid.bound / max(cfg.grid.resolutions))
+
+
+def view_config(cfg: Gen3DConfig) -> ViewConfig:
+    return ViewConfig(views=cfg.views, cameras=cfg.cameras, resolutions=tuple(cfg.render_resolutions),
+                      milestones=tuple(cfg.resolution_milestones), shading_prob=cfg.shading_prob,
+                      view_dependent=cfg.view_dependent, opacity_reg=cfg.opacity_reg,
+                      decoder_lr_scale=cfg.decoder_lr_scale)
