@@ -46,6 +46,11 @@ def test_degenerate_samples():
     assert (e.mean, e.lo, e.hi, e.n) == (2.5, 2.5, 2.5, 1)
     with pytest.raises(ValueError):
         bootstrap_mean([])
+    for level in (0.0, 1.0, 95.0, float("nan")):
+        with pytest.raises(ValueError, match="CI level"):
+            bootstrap_mean([1.0, 2.0], level=level)
+    with pytest.raises(ValueError, match="replicates"):
+        bootstrap_mean([1.0, 2.0], b=0)
 
 
 def test_cluster_bootstrap_by_hand():

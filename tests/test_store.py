@@ -115,7 +115,7 @@ def test_hash_ignores_out_progress_and_unused_reward_fields(tmp_path):
 def test_plan_is_the_cross_product_and_validates(tmp_path):
     specs = plan(_cfg(tmp_path, seeds=(0, 1)), list(h.WORLD_PROMPTS))
     assert len(specs) == 2 * 2 * 2 and len({s.run_dir for s in specs}) == 8
-    with pytest.raises(UserError, match="n_noises"):
+    with pytest.raises(UserError, match="n.noises"):
         plan(_cfg(tmp_path, n_noises=0), ["a red circle"])
     with pytest.raises(UserError, match="edits an image"):
         plan(_cfg(tmp_path, methods=("dds",)), ["a red circle"])
@@ -179,6 +179,40 @@ def test_summary_written_but_not_recorded_is_adopted_not_rerun(tmp_path):
 
     assert execute({"run_id": victim.id, "config": victim.config, "run_dir": str(cfg.out / victim.run_dir)}) == \
         {"ok": True, "seconds": 0.01, "prior_calls": 2}
+
+
+def test_execute_resumes_its_own_checkpoint_and_restarts_over_anything_else(tmp_path, monkeypatch):
+    import rewardsds.run2d as run2d
+    from rewardsds.checkpoints import CHECKPOINT_NAME
+    from rewardsds.sweep.runner import execute
+
+    seen = []
+
+    def fake_run_generate(cfg):
+        seen.append((cfg.resume, cfg.overwrite, cfg.threads, cfg.progress, cfg.out))
+        return {"seconds": 1.0, "prior_calls": 2}
+
+    monkeypatch.setattr(run2d, "run_generate", fake_run_generate)
+    spec = plan(_cfg(tmp_path, methods=("sds",)), ["a red circle"])[0]
+    run_dir = tmp_path / "sweep" / spec.run_dir
+    run_dir.mkdir(parents=True)
+    task = {"run_id": 1, "config": spec.config, "run_dir": str(run_dir)}
+    (run_dir / "checkpoint.pt").write_bytes(b"a pickle of an earlier version: never loaded")
+    assert execute(task) == {"ok": True, "seconds": 1.0, "prior_calls": 2}
+    assert seen[-1] == (False, True, 1, False, run_dir)  # a fresh start over whatever was there
+    (run_dir / CHECKPOINT_NAME).write_bytes(b"")
+    execute(task)
+    assert seen[-1] == (True, False, 1, False, run_dir)  # a killed attempt continues
+
+
+def test_hash_leaves_out_options_that_do_not_change_the_run(tmp_path):
+    from rewardsds.config import GenerateConfig
+
+    base = canonical_config(GenerateConfig(prompt="a red circle", method="sds"))
+    other = GenerateConfig(prompt="a red circle", method="sds", overwrite=True, threads=3, allow_unknown_words=True,
+                           resume=True, progress=False, out=Path("elsewhere"))
+    assert canonical_config(other) == base
+    assert not {"threads", "overwrite", "allow_unknown_words", "resume", "out"} & set(base)
 
 
 def test_done_run_without_summary_is_reopened(tmp_path):

@@ -77,6 +77,8 @@ def bootstrap_mean(values: Sequence[float], b: int = B_DEFAULT, seed: int = 0, l
         raise ValueError(f"bootstrap_mean needs a non-empty 1-d sample, got shape {x.shape}")
     if b < 1:
         raise ValueError(f"bootstrap replicates must be >= 1, got {b}")
+    if not 0 < level < 1:
+        raise ValueError(f"the CI level must be in (0, 1), got {level}")
     if clusters is not None and len(clusters) != x.size:
         raise ValueError(f"{len(clusters)} cluster labels for {x.size} values")
     mean = float(x.mean())

@@ -1,4 +1,4 @@
-"""`rewardsds eval`'s typed config (tyro builds the CLI from it)."""
+"""`rewardsds eval`'s typed config (tyro builds the CLI from it) and its checks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
+
+from ..sweep.checks import check_int, check_seed
+
+# Replicates are drawn at once ([B, n] indices): more than this costs memory and changes no digit shown.
+MAX_BOOTSTRAP = 100_000
 
 
 @dataclass
@@ -28,3 +33,14 @@ class EvalConfig:
     ci_seed: int = 0
     """seed of the bootstrap resampling (fixed, so the same scores always give the same CIs)"""
     batch_size: int = 32
+
+
+def check_eval(cfg: EvalConfig) -> None:
+    """Every option that can be checked without reading the sweep: ``ValueError`` naming the option."""
+    if not [m for m in cfg.metrics.split(",") if m.strip()]:
+        raise ValueError("--metrics is empty; e.g. --metrics judge,world-clip,world-aesthetic")
+    check_int("bootstrap", cfg.bootstrap, 1, MAX_BOOTSTRAP)
+    check_seed("ci_seed", cfg.ci_seed)
+    check_int("batch_size", cfg.batch_size, 1)
+    if not cfg.device.strip():
+        raise ValueError("--device is empty; give auto, cpu, cuda or cuda:N")

@@ -11,10 +11,19 @@ Each run's ``image_raw.png`` (B tiles side by side for --batch B) is scored with
 A run's score is the mean over its tiles. Scores already stored are kept unless --force, so adding a
 metric later only computes that metric. The tables go to stdout, ``SWEEP_DIR/eval.json`` and
 ``SWEEP_DIR/eval.md`` (Markdown).
+
+A finished run whose image is missing or unreadable is skipped with a warning, not the whole eval:
+one damaged folder of a long sweep should not throw away the scores of the others. The rest is
+scored, stored and tabled, and the command exits 1 (as `rewardsds sweep` does when runs failed);
+the skipped runs have no score, so a rerun after repairing them scores just those. A metric that
+does not behave like a reward (wrong signature, raises, wrong number of scores, NaN) stops the eval
+with one line: every run would hit it.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,12 +32,16 @@ import numpy as np
 from ..errors import UserError
 from ..sweep.store import Run, Store
 from .aggregate import Unit, aggregate, variant_labels
+from .config import check_eval
 from .tables import format_markdown, format_tables
 
 if TYPE_CHECKING:
     from .config import EvalConfig
 
 JUDGE, JUDGE_ALL = "judge", "judge-all"
+IMAGE = "image_raw.png"
+MAX_WARNINGS = 10
+_CALLABLE = re.compile(r"^\s*[A-Za-z_][\w.]*:[A-Za-z_]\w*\s*$")  # a module.path:function metric
 
 
 def parse_metrics(text: str) -> list[str]:
@@ -49,11 +62,21 @@ def open_store(sweep_dir: Path) -> Store:
 
 
 def read_tiles(path: Path, n: int) -> np.ndarray:
-    """image_raw.png -> float32 [n, H, W, 3] in [0, 1] (the n tiles are laid out side by side, no padding)."""
+    """image_raw.png -> float32 [n, H, W, 3] in [0, 1] (the n tiles are laid out side by side, no padding).
+    A missing, unreadable or corrupt file raises ``ValueError`` saying which."""
+    import zlib
+
     from PIL import Image
 
-    with Image.open(path) as im:
-        img = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as im:
+            img = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError as e:
+        raise ValueError(f"{path} does not exist") from e
+    # PIL reports damage as OSError (truncated, not an image), SyntaxError (broken PNG chunks),
+    # zlib.error or DecompressionBombError, depending on where the bytes go wrong
+    except (OSError, SyntaxError, zlib.error, Image.DecompressionBombError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from e
     h, w, _ = img.shape
     if n < 1 or w % n:
         raise ValueError(f"{path} is {w} px wide: not {n} tiles")
@@ -61,7 +84,33 @@ def read_tiles(path: Path, n: int) -> np.ndarray:
 
 
 def _tiles(sweep_dir: Path, run: Run) -> np.ndarray:
-    return read_tiles(Path(sweep_dir) / run.run_dir / "image_raw.png", int(run.config.get("batch", 1)))
+    return read_tiles(Path(sweep_dir) / run.run_dir / IMAGE, int(run.config.get("batch", 1)))
+
+
+def readable_runs(sweep_dir: Path, runs: list[Run]) -> tuple[list[Run], dict[int, str]]:
+    """The runs whose image reads as their tiles, and run id -> why not for the others."""
+    ok, bad = [], {}
+    for run in runs:
+        try:
+            _tiles(sweep_dir, run)
+        except ValueError as e:
+            bad[run.id] = str(e)
+        else:
+            ok.append(run)
+    return ok, bad
+
+
+def check_metric(spec: str) -> None:
+    """Fail before any image is scored when a ``module:function`` metric cannot be one (not importable,
+    not callable as ``f(images, prompts)``: `load_reward` checks). Named models are checked as they load."""
+    if spec in (JUDGE, JUDGE_ALL) or not _CALLABLE.match(spec):
+        return
+    from ..rewards.factory import load_reward
+
+    try:
+        load_reward(spec)
+    except (ValueError, ImportError) as e:
+        raise UserError(f"cannot load metric {spec!r}: {e}") from e
 
 
 def score_judge(sweep_dir: Path, runs: list[Run]) -> list[tuple[int, str, float]]:
@@ -85,12 +134,16 @@ def score_reward(sweep_dir: Path, runs: list[Run], spec: str, device: str = "cpu
     """(run id, spec, mean reward over the run's tiles), in batches of same-sized tiles."""
     import torch
 
+    from ..rewards.base import CallableReward, MixReward
     from ..rewards.factory import load_reward
 
     try:
         reward = load_reward(spec, device=device)
     except (ValueError, ImportError, OSError) as e:
         raise UserError(f"cannot load metric {spec!r}: {e}") from e
+    parts = reward.rewards if isinstance(reward, MixReward) else [reward]
+    # user code (module:function) may fail in any way; a named model failing otherwise is a bug
+    catch = Exception if any(isinstance(r, CallableReward) for r in parts) else (ValueError, TypeError)
     items: dict[tuple, list[tuple[int, np.ndarray, str]]] = {}  # tile shape -> (run id, tile, prompt)
     for run in runs:
         for tile in _tiles(sweep_dir, run):
@@ -100,7 +153,12 @@ def score_reward(sweep_dir: Path, runs: list[Run], spec: str, device: str = "cpu
         for i in range(0, len(group), batch_size):
             chunk = group[i:i + batch_size]
             images = torch.from_numpy(np.stack([t for _, t, _ in chunk])).permute(0, 3, 1, 2).contiguous()
-            scores = reward(images, [p for _, _, p in chunk])
+            try:  # Reward.__call__ checks the scores: one finite score per image
+                scores = reward(images, [p for _, _, p in chunk])
+            except catch as e:  # noqa: BLE001 - user code: one line, not its traceback
+                first = chunk[0][2]
+                raise UserError(f"metric {spec!r} failed on {len(chunk)} images (first prompt: {first!r}): "
+                                f"{type(e).__name__}: {e}") from e
             for (rid, _, _), s in zip(chunk, scores.tolist()):
                 sums.setdefault(rid, []).append(float(s))
     return [(rid, spec, float(np.mean(v))) for rid, v in sums.items()]
@@ -120,23 +178,43 @@ def load_units(store: Store) -> tuple[list[Unit], dict[int, str]]:
     return units, labels
 
 
+def _warn_skipped(sweep_dir: Path, runs: list[Run], skipped: dict[int, str]) -> None:
+    for run in [r for r in runs if r.id in skipped][:MAX_WARNINGS]:
+        summary = Path(sweep_dir) / run.run_dir / "summary.json"
+        print(f"eval: skipped {run.method} seed {run.seed} {run.prompt!r}: {skipped[run.id]} (repair it, or "
+              f"delete {summary} and rerun `rewardsds sweep` to redo the run)", file=sys.stderr)
+    if len(skipped) > MAX_WARNINGS:
+        print(f"eval: ... and {len(skipped) - MAX_WARNINGS} more runs skipped", file=sys.stderr)
+
+
 def run_eval(cfg: EvalConfig) -> dict:
     from .. import media
-    from ..run2d import pick_device
+    from ..commands.common import pick_device
 
+    try:
+        check_eval(cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     metrics = parse_metrics(cfg.metrics)
-    if cfg.bootstrap < 1:
-        raise UserError(f"--bootstrap must be >= 1, got {cfg.bootstrap}")
+    for metric in metrics:  # a broken module:function metric fails now, not after the others ran
+        check_metric(metric)
     sweep_dir = Path(cfg.sweep_dir)
     with open_store(sweep_dir) as store:
         runs = store.runs("done")
         if not runs:
             raise UserError(f"no finished runs in {str(sweep_dir)!r} yet")
         have = store.metrics()
+        keys = {JUDGE if m in (JUDGE, JUDGE_ALL) else m for m in metrics}
+        need = [r for r in runs if cfg.force or not keys <= set(have.get(r.id, {}))]
+        _, skipped = readable_runs(sweep_dir, need)
+        _warn_skipped(sweep_dir, runs, skipped)
+        if skipped and len(skipped) == len(runs):
+            raise UserError(f"no finished run in {str(sweep_dir)!r} has a readable {IMAGE} "
+                            f"(first: {next(iter(skipped.values()))})")
         device = None
         for metric in metrics:
             key = JUDGE if metric in (JUDGE, JUDGE_ALL) else metric
-            todo = [r for r in runs if cfg.force or key not in have.get(r.id, {})]
+            todo = [r for r in runs if (cfg.force or key not in have.get(r.id, {})) and r.id not in skipped]
             if not todo:
                 continue
             if key == JUDGE:
@@ -157,4 +235,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     print(format_tables(agg))
     media.save_text(sweep_dir / "eval.md", format_markdown(agg))
     path = media.save_json(sweep_dir / "eval.json", agg)
-    return {"out": str(path), **{k: agg[k] for k in ("baseline", "metrics")}}
+    result = {"out": str(path), **{k: agg[k] for k in ("baseline", "metrics")}}
+    if skipped:  # the CLI then exits 1 with "N of M runs failed", as after a partly failed sweep
+        result.update(failed=len(skipped), runs=len(runs))
+    return result

@@ -1,4 +1,4 @@
-"""`rewardsds report`'s typed config (tyro builds the CLI from it)."""
+"""`rewardsds report`'s typed config (tyro builds the CLI from it) and its checks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Literal
 
 import tyro
+
+from ..eval.config import MAX_BOOTSTRAP
+from ..sweep.checks import check_int, check_seed
+
+COSTS = ("seconds", "prior_calls")
 
 
 @dataclass
@@ -34,3 +39,17 @@ class ReportConfig:
     bootstrap: int = 2000
     ci_seed: int = 0
     title: str | None = None
+
+
+def check_report(cfg: ReportConfig) -> None:
+    """Every option that can be checked without reading the sweep: ``ValueError`` naming the option."""
+    check_int("bootstrap", cfg.bootstrap, 1, MAX_BOOTSTRAP)
+    check_seed("ci_seed", cfg.ci_seed)
+    check_int("gallery_prompts", cfg.gallery_prompts, 0)
+    if cfg.gallery_seed is not None:
+        check_seed("gallery_seed", cfg.gallery_seed)
+    if cfg.cost not in COSTS:
+        raise ValueError(f"--cost must be one of {', '.join(COSTS)}, got {cfg.cost!r}")
+    if cfg.out is not None and Path(cfg.out).is_dir():
+        example = str(Path(cfg.out) / "report.html")
+        raise ValueError(f"--out {str(cfg.out)!r} is a folder; give the HTML file, e.g. {example!r}")

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..eval.aggregate import aggregate
-from ..eval.metrics import load_units, open_store
+from ..eval.metrics import IMAGE, load_units, open_store
 from ..media import save_text
 from . import svg
+from .config import check_report
 
 if TYPE_CHECKING:
     from .config import ReportConfig
@@ -133,8 +134,10 @@ def collect(cfg: ReportConfig) -> ReportData:
     for r in runs:
         if r.seed != data.gallery_seed or r.prompt not in shown:
             continue
-        png = sweep_dir / r.run_dir / "image_raw.png"
-        uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode() if png.exists() else None
+        try:
+            uri = "data:image/png;base64," + base64.b64encode((sweep_dir / r.run_dir / IMAGE).read_bytes()).decode()
+        except OSError:  # missing or unreadable: the gallery shows a gap ("eval" names the damaged runs)
+            uri = None
         data.gallery[(r.prompt, labels[r.id])] = (uri, scores.get((r.prompt, r.seed, labels[r.id]), {}))
     return data
 
@@ -277,8 +280,10 @@ def render(data: ReportData) -> str:
 
 
 def run_report(cfg: ReportConfig) -> dict:
-    if cfg.bootstrap < 1:
-        raise UserError(f"--bootstrap must be >= 1, got {cfg.bootstrap}")
+    try:
+        check_report(cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     data = collect(cfg)
     out = Path(cfg.out) if cfg.out is not None else Path(cfg.sweep_dir) / "report.html"
     try:

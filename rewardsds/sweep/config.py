@@ -1,4 +1,5 @@
-"""`rewardsds sweep`'s typed config (tyro builds the CLI from it) and its mapping onto GenerateConfig."""
+"""`rewardsds sweep`'s typed config (tyro builds the CLI from it), its checks, and its mapping onto
+GenerateConfig."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import tyro
 
 from ..config import DistillOptions
-from ..losses import Method
+from ..losses import EDIT_METHODS, TEXT_METHODS, Method
+from .checks import check_float, check_int, check_seed
 
 # SweepConfig fields copied verbatim into every run's GenerateConfig.
 FORWARDED = tuple(f.name for f in fields(DistillOptions)) + ("batch",)
@@ -37,3 +39,30 @@ class SweepConfig(DistillOptions):
     lease_s: float = 1800.0
     """a 'running' row whose driver stopped renewing it for this long is taken over by another sweep"""
     progress: bool = True
+
+
+def check_sweep(cfg: SweepConfig) -> None:
+    """The sweep's own options (the forwarded DistillOptions are checked with each run's config),
+    diffusers-style: ``ValueError`` naming the option and the bad value, before anything is read."""
+    if not cfg.methods:
+        raise ValueError("--methods is empty")
+    for m in cfg.methods:
+        if m not in TEXT_METHODS:
+            what = "edits an image" if m in EDIT_METHODS else "is not a method"
+            raise ValueError(f"method {m!r} {what}; a sweep runs text-to-image (use {', '.join(TEXT_METHODS)})")
+    if not cfg.seeds:
+        raise ValueError("--seeds is empty")
+    for seed in cfg.seeds:
+        check_seed("seeds", seed)
+    check_int("batch", cfg.batch, 1)
+    check_int("workers", cfg.workers, 0)
+    check_int("retries", cfg.retries, 0)
+    check_float("ray_gpus", cfg.ray_gpus, 0.0)
+    check_float("lease_s", cfg.lease_s, 0.0)
+    from .runner import HEARTBEAT_S
+
+    if cfg.lease_s <= HEARTBEAT_S:  # a live driver renews every HEARTBEAT_S / 2 s; its lease must outlast that
+        raise ValueError(f"--lease-s must be longer than the driver's heartbeat ({HEARTBEAT_S:g} s), or a second "
+                         f"sweep could take over runs that are still running; got {cfg.lease_s:g}")
+    if cfg.ray is not None and not cfg.ray.strip():
+        raise ValueError("--ray is empty; give 'local', 'auto' or 'ray://host:10001'")

@@ -7,7 +7,8 @@ and send back a small result dict. The driver renews its lease on the rows it ho
 
 A worker process that dies (killed, out of memory) breaks the whole local pool, and every run in
 flight fails with it. Blaming all of them would burn the retries of innocent runs, so the crashed
-batch is re-run one run at a time: a crash there names its culprit exactly.
+batch is re-run one run at a time: a crash there names its culprit exactly. The other way round, a
+driver that dies (even by SIGKILL) takes its local workers with it (`_die_with_parent`).
 
 With --ray the workers write the run folders themselves, so OUT must be storage that every node
 can write (a shared file system); the SQLite store is opened by the driver alone.
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
 HEARTBEAT_S = 30.0
 CRASHED = "the worker process died (killed, or out of memory)"
-# Fields that do not change what a run computes, left out of its hash.
-NOT_HASHED = ("out", "progress", "resume", "checkpoint_every")
+# Fields that do not change what a run computes, left out of its hash (so adding such an option
+# never reruns finished sweeps).
+NOT_HASHED = ("out", "progress", "resume", "overwrite", "checkpoint_every", "threads", "allow_unknown_words")
 # Fields read only by reward-* methods: plain methods with different values are the same run.
 REWARD_ONLY = ("reward", "n_noises", "denoise_steps", "reward_steps", "weighting", "softmax_temperature",
                "softmax_normalize", "preview_cfg")
@@ -74,16 +76,7 @@ def plan(cfg: SweepConfig, prompts: list[str]) -> list[RunSpec]:
     from .config import FORWARDED
     from .fingerprint import weights_fingerprint
 
-    if not cfg.methods:
-        raise UserError("--methods is empty")
-    if not cfg.seeds:
-        raise UserError("--seeds is empty")
-    for m in cfg.methods:
-        if m.endswith("dds"):
-            raise UserError(f"method {m!r} edits an image; a sweep runs text-to-image (use sds, reward-sds, "
-                            "vsd, reward-vsd, bridge or reward-bridge)")
-    if cfg.batch < 1:
-        raise UserError(f"--batch must be >= 1, got {cfg.batch}")
+    _checked(cfg)
     common = {k: getattr(cfg, k) for k in FORWARDED}
     fingerprints: dict[tuple, str] = {}  # hashing the weight folders once per (prior, reward)
     specs = []
@@ -103,6 +96,15 @@ def plan(cfg: SweepConfig, prompts: list[str]) -> list[RunSpec]:
                 spec = RunSpec(prompt, method, seed, conf, "")
                 specs.append(dataclasses.replace(spec, run_dir=f"runs/{spec.config_hash[:16]}"))
     return specs
+
+
+def _checked(cfg: SweepConfig) -> None:
+    from .config import check_sweep
+
+    try:
+        check_sweep(cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from e
 
 
 def _check_prior(spec: str) -> None:
@@ -131,17 +133,19 @@ def execute(task: dict) -> dict:
         else:
             import torch
 
+            from ..checkpoints import CHECKPOINT_NAME
             from ..config import GenerateConfig
             from ..run2d import run_generate
 
             torch.set_num_threads(1)
 
-            resume = (run_dir / "checkpoint.pt").exists()  # a killed attempt continues where it stopped
-            if not resume:
-                (run_dir / "log.jsonl").unlink(missing_ok=True)  # lines of an attempt killed before its checkpoint
+            resume = (run_dir / CHECKPOINT_NAME).exists()  # a killed attempt continues where it stopped
+            # otherwise start afresh: --overwrite drops what an attempt killed before its first checkpoint
+            # left (log lines; a pickle checkpoint.pt of an earlier version, which is never loaded)
+            run = {"out": run_dir, "progress": False, "resume": resume, "overwrite": not resume, "threads": 1}
             fields = {f.name for f in dataclasses.fields(GenerateConfig)}
-            conf = {k: v for k, v in task["config"].items() if k in fields}
-            summary = run_generate(GenerateConfig(**conf, out=run_dir, progress=False, resume=resume))
+            conf = {k: v for k, v in {**task["config"], **run}.items() if k in fields}
+            summary = run_generate(GenerateConfig(**conf))
         return {"ok": True, "seconds": summary.get("seconds"), "prior_calls": summary.get("prior_calls")}
     except UserError as e:
         return {"ok": False, "error": str(e), "user_error": True}
@@ -150,24 +154,60 @@ def execute(task: dict) -> dict:
         return {"ok": False, "error": f"{type(e).__name__}: {e}\n{tail}", "user_error": False}
 
 
-def _init_worker() -> None:
+def _init_worker(driver_pid: int | None = None) -> None:
     """Parallel runs each get one thread (N workers x M threads on N cores only thrash) and keep
-    model-loading progress bars out of the sweep's own bar."""
+    model-loading progress bars out of the sweep's own bar. With ``driver_pid`` (the local pool's
+    initializer), the worker also dies with its driver (`_die_with_parent`)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    if driver_pid is not None:
+        _die_with_parent(driver_pid)
+
+
+PARENT_POLL_S = 1.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` (the sweep driver) dies, even by SIGKILL.
+
+    A pool worker blocks on its task queue, whose write end every worker holds too, so a killed
+    driver would leave its workers (each with a prior loaded) waiting forever. On Linux the kernel
+    sends SIGTERM when the parent dies (``prctl(PR_SET_PDEATHSIG)``; strictly when the *thread* that
+    started the worker ends, and the driver starts its pool from the thread that runs the sweep,
+    which outlives the pool). Everywhere, and as a backstop if SIGTERM is ignored, a daemon thread
+    compares ``os.getppid()`` with the driver's pid every `PARENT_POLL_S` seconds: an orphan is
+    re-parented, so its parent pid changes. A driver already gone before this ran is caught at once."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl (e.g. a static build): the thread still works
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rewardsds-parent-watch", daemon=True).start()
 
 
 def run_sweep(cfg: SweepConfig, execute_fn: Callable[[dict], dict] | None = None) -> dict:
     """Run every missing run of the sweep; returns counts and the store path (the CLI prints it).
 
     ``execute_fn`` replaces `execute` (tests); it must be a picklable top-level function."""
-    if cfg.workers < 0:
-        raise UserError(f"--workers must be >= 0, got {cfg.workers}")
-    if cfg.retries < 0:
-        raise UserError(f"--retries must be >= 0, got {cfg.retries}")
+    _checked(cfg)  # before the prompts file is read or OUT is touched
     prompts = read_prompts(cfg.prompts_file)
     specs = plan(cfg, prompts)
     if execute_fn is None:
@@ -266,7 +306,8 @@ def _drive(cfg: SweepConfig, store: Store, ids: list[int], owner: str, backend, 
 
 
 class LocalBackend:
-    """A spawn-context ProcessPoolExecutor (fork would copy a driver that may hold CUDA or threads)."""
+    """A spawn-context ProcessPoolExecutor (fork would copy a driver that may hold CUDA or threads)
+    whose workers end when the driver does."""
 
     def __init__(self, fn: Callable[[dict], dict], workers: int) -> None:
         self.fn, self.slots = fn, workers
@@ -279,7 +320,7 @@ class LocalBackend:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker)
+                                            initializer=_init_worker, initargs=(os.getpid(),))
         return self.pool
 
     def submit(self, task: dict):
