@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 
@@ -97,7 +97,7 @@ class CommonConfig(DistillOptions):
 class GenerateConfig(CommonConfig):
     """Text-to-image: distil an image of PROMPT from the prior."""
 
-    prompt: tyro.conf.Positional[str] = tyro.MISSING
+    prompt: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="PROMPT")] = tyro.MISSING
     """what the image should show"""
     method: TextMethod = "reward-sds"
     """distillation method (reward-* weight N candidates by their rewards)"""
@@ -118,7 +118,7 @@ class GenerateConfig(CommonConfig):
 class EditConfig(CommonConfig):
     """2D editing: change IMAGE from --source to --target (DDS / RewardDDS by default)."""
 
-    image: tyro.conf.Positional[Path] = tyro.MISSING
+    image: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="IMAGE")] = tyro.MISSING
     """the image file to edit"""
     source: str = ""
     """prompt describing the input image"""

@@ -7,7 +7,7 @@ import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import tyro
 
@@ -25,7 +25,7 @@ from .world.scenes import BACKGROUND as WORLD_BACKGROUND
 class Gen3DConfig(CommonConfig):
     """Text-to-3D: distil a radiance field of PROMPT (turntable video, view grid, .obj/.glb mesh)."""
 
-    prompt: tyro.conf.Positional[str] = tyro.MISSING
+    prompt: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="PROMPT")] = tyro.MISSING
     """what the object should be"""
     method: TextMethod = "reward-sds"
     """distillation method (reward-* weight N candidates by their rewards)"""

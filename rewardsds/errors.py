@@ -3,3 +3,8 @@
 
 class UserError(Exception):
     """Bad input or environment: the message says what is wrong and how to fix it."""
+
+
+class RewardError(UserError, ValueError):
+    """A reward that failed on the candidates mid-run (wrong shape, NaN scores, an exception inside a user
+    callable): the run stops with the reward's own message; its last checkpoint is kept."""

@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 
 from .candidates import Candidates, noise_candidates, preview
+from .errors import RewardError
 from .priors.base import DiffusionPrior, EpsPrediction, TextEmbedding
 from .rewards.base import Reward
 from .schedules import sds_weight
@@ -209,7 +210,10 @@ class Guidance:
         x0_hat, extra = preview(self.prior, cands, emb_n, c.denoise_steps, c.preview_cfg)
         with torch.no_grad():
             images = self.prior.decode(x0_hat)
-        rewards = self.reward(images, [p for p in prompts for _ in range(n)]).view(b, n)
+        try:
+            rewards = self.reward(images, [p for p in prompts for _ in range(n)]).view(b, n)
+        except ValueError as e:  # the reward contract's message names the reward and what went wrong
+            raise RewardError(str(e)) from e
         if shared:  # one candidate set for all views: a candidate's reward is its mean over the views
             weights = c.weighting(rewards.mean(0), generator).expand(b, n).clone()
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+# torch is imported inside the builders: spawned sweep workers import this module for `redness` alone
 
 # Scheduler configs of the two prior kinds the tests build. SD: Stable Diffusion's scaled-linear betas;
 # WORLD: the embedded world prior's (rewardsds/world/weights/prior/scheduler: cosine betas, sample clipping).
@@ -46,6 +46,7 @@ def build_tiny_prior(path: Path, vae: bool, prediction_type: str = "epsilon", sc
     ``tokenizer/``, ``scheduler/`` and, with ``vae``, ``vae/``): an 8x8 U-Net over 4 latent channels
     decoded to 16x16 pixels, or over 3 pixel channels without a VAE. ``schedule``: the DDIM scheduler's
     betas and clipping (default `SD_SCHEDULE`). About 1 MB, seconds to build; seeded, so reproducible."""
+    import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
     torch.manual_seed(0)
@@ -87,6 +88,7 @@ def _save_image_processor(path: Path, size: int, mean=(0.4, 0.5, 0.6), std=(0.2,
 def build_tiny_clip(path: Path, seed: int = 0) -> Path:
     """A random 2-layer `CLIPModel` (16x16 images, 8x8 patches, 16-d projection) with the world tokenizer
     and an image processor config, in the folder layout `CLIPScoreReward.from_pretrained` reads."""
+    import torch
     from transformers import CLIPConfig, CLIPModel
 
     from rewardsds.world.tokenizer import MAX_LENGTH, build_tokenizer
@@ -109,6 +111,7 @@ def build_tiny_aesthetic(path: Path, seed: int = 1) -> Path:
     """A random aesthetic predictor in the world-aesthetic layout (``vision/``: a 2-layer
     `CLIPVisionModelWithProjection` with its image processor; ``head.safetensors``: a linear head),
     loadable with ``world-aesthetic@<path>`` or `AestheticReward.from_pretrained`."""
+    import torch
     from safetensors.torch import save_file
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
