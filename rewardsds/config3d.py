@@ -1,5 +1,11 @@
 """`rewardsds gen3d`'s typed config, its family defaults and its checks (everything checked before
-any model loads or any step runs, exports included)."""
+any model loads or any step runs, exports included).
+
+Timesteps follow the official 3D config (MVDream, used by the paper's 3D code): both bounds start at
+0.98 and anneal linearly over the first 80% of the run to [0.02, 0.50], then stay there. Latent
+(Stable Diffusion) priors use SDS's x0-reconstruction form of that code (`GuidanceConfig.x0_recon`,
+std rescale 0.5); the pixel-space world prior keeps the epsilon form.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import tyro
 
 from .config import CommonConfig, family_defaults, guidance_config, is_world_prior, prior_defaults, resolve
 from .loop import LoopConfig
-from .losses import TextMethod
+from .losses import GuidanceConfig, TextMethod
 from .render import CameraRanges
 from .representations.field import FieldConfig
 from .representations.field_scene import RenderConfig, ViewConfig
@@ -33,10 +39,20 @@ class Gen3DConfig(CommonConfig):
     """run folder: turntable video, views.png, mesh.obj/.glb, field, log.jsonl, checkpoint, summary.json"""
     reward_steps: float = 0.5
     """K: steps that use rewards: a fraction (0, 1] of the first steps, or a count > 1"""
+    t_min: float = 0.98
+    """lowest timestep at the start of the run, as a fraction of T (anneals to --t-min-anneal-to)"""
+    t_max: float = 0.98
+    """highest timestep at the start of the run, as a fraction of T (anneals to --t-anneal-to)"""
+    t_min_anneal_to: float | None = 0.02
+    """lowest timestep at the end of the annealing (fraction of T); None keeps t_min"""
     t_anneal_to: float | None = 0.5
-    """upper timestep bound at the end of the annealing (fraction of T); None keeps t_max"""
+    """highest timestep at the end of the annealing (fraction of T); None keeps t_max"""
     t_anneal_steps: int | None = None
-    """steps over which t_max anneals (default: the whole run)"""
+    """steps over which both timestep bounds anneal (default: 80% of the run, as MVDream's 8000 of 10000)"""
+    x0_recon: bool | None = None
+    """sds/reward-sds: the x0-reconstruction form of the official 3D code (threestudio MVDream
+    recon_loss, std rescale 0.5) (default: on for latent/Stable Diffusion priors and SDS methods, off for
+    the pixel-space world prior)"""
     views: int | None = None
     """V: views rendered per step (default: 4 for the world prior, 1 otherwise)"""
     render_resolutions: tuple[int, ...] | None = None
@@ -83,13 +99,23 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
              view_dependent=fam.view_dependent_3d)
     fill = {k: v for k, v in d.items() if getattr(cfg, k) is None}
     if cfg.t_anneal_steps is None:
-        fill["t_anneal_steps"] = cfg.steps if cfg.steps is not None else d["steps"]
+        fill["t_anneal_steps"] = anneal_steps_default(cfg.steps if cfg.steps is not None else d["steps"])
+    if cfg.x0_recon is None:
+        fill["x0_recon"] = not world and cfg.method.removeprefix("reward-") == "sds"
     if cfg.background == "auto":
         fill.update(background="solid", background_color=WORLD_BACKGROUND) if world else fill.update(
             background="learned")
     cfg = resolve(dataclasses.replace(cfg, **fill))
     check_gen3d(cfg)
     return cfg
+
+
+ANNEAL_FRACTION = 0.8
+"""MVDream's timestep annealing lasts 8000 of 10000 steps"""
+
+
+def anneal_steps_default(steps: int) -> int:
+    return max(1, round(ANNEAL_FRACTION * steps))
 
 
 def check_gen3d(cfg: Gen3DConfig) -> None:
@@ -109,6 +135,11 @@ def check_gen3d(cfg: Gen3DConfig) -> None:
     check_float("decoder_lr_scale", cfg.decoder_lr_scale, 0.0, lo_open=True)
     for c in cfg.background_color:
         check_float("background_color", c, 0.0, 1.0)
+    cams = cfg.cameras
+    for name, (lo, hi), lo_ok, hi_ok in (("elevation", cams.elevation, -90, 90), ("azimuth", cams.azimuth, -360, 360),
+                                         ("distance", cams.distance, 0, 1e3), ("fov", cams.fov, 0, 179)):
+        check_float(f"cameras.{name}", lo, lo_ok, hi_ok, lo_open=name in ("distance", "fov"))
+        check_float(f"cameras.{name}", hi, lo, hi_ok)
     # exports run after training: check them now, so a long run never dies at its end
     check_int("video_resolution", cfg.video_resolution, 8, 2048)
     check_int("video_frames", cfg.video_frames, 1, 3600)
@@ -119,18 +150,24 @@ def check_gen3d(cfg: Gen3DConfig) -> None:
     if missing:
         raise ValueError(f"gen3d exports a mesh, which needs {' and '.join(missing)}: pip install 'rewardsds[mesh]'")
     loop_config3d(cfg)  # its own checks (timesteps, K)
+    guidance_config3d(cfg)  # x0_recon only with SDS
 
 
 def loop_config3d(cfg: Gen3DConfig) -> LoopConfig:
     return LoopConfig(steps=cfg.steps, lr=cfg.lr, reward_steps=cfg.reward_steps, t_min=cfg.t_min, t_max=cfg.t_max,
                       t_anneal_to=cfg.t_anneal_to, t_anneal_steps=cfg.t_anneal_steps,
-                      checkpoint_every=cfg.checkpoint_every, frame_every=0)
+                      t_min_anneal_to=cfg.t_min_anneal_to, checkpoint_every=cfg.checkpoint_every, frame_every=0)
+
+
+def guidance_config3d(cfg: Gen3DConfig) -> GuidanceConfig:
+    """The 2D guidance options plus gen3d's per-prior choice of the SDS form (x0_recon)."""
+    return dataclasses.replace(guidance_config(cfg), x0_recon=bool(cfg.x0_recon))
 
 
 def check3d(cfg: Gen3DConfig):
     """The command's check: resolved config, guidance and loop configs (ValueError)."""
     cfg = resolve3d(cfg)
-    return cfg, guidance_config(cfg), loop_config3d(cfg)
+    return cfg, guidance_config3d(cfg), loop_config3d(cfg)
 
 
 def render_config(cfg: Gen3DConfig) -> RenderConfig:

@@ -26,6 +26,7 @@ class EvalConfig:
     baseline: str = "sds"
     """method (or full variant label, e.g. 'reward-sds [n_noises=8]') the paired differences compare against"""
     device: str = "auto"
+    """where the metric models run: auto (cuda when available), cpu, cuda, cuda:1 ..."""
     force: bool = False
     """rescore runs that already have a score for a metric"""
     bootstrap: int = 2000
@@ -33,6 +34,7 @@ class EvalConfig:
     ci_seed: int = 0
     """seed of the bootstrap resampling (fixed, so the same scores always give the same CIs)"""
     batch_size: int = 32
+    """images scored per metric call"""
 
 
 def check_eval(cfg: EvalConfig) -> None:

@@ -33,9 +33,13 @@ class CameraRanges:
     """
 
     elevation: tuple[float, float] = (-10.0, 45.0)
+    """degrees above the ground plane (min max)"""
     azimuth: tuple[float, float] = (-180.0, 180.0)
+    """degrees around the vertical axis, 0 = front (min max)"""
     distance: tuple[float, float] = (2.5, 3.0)
+    """camera distance from the centre, scene units (min max)"""
     fov: tuple[float, float] = (40.0, 60.0)
+    """horizontal field of view in degrees (min max)"""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,9 @@ class ReportConfig:
     gallery_seed: int | None = None
     """seed shown in the gallery (default: the smallest)"""
     bootstrap: int = 2000
+    """bootstrap resamples of the prompts for the 95% confidence intervals"""
     ci_seed: int = 0
+    """seeds the bootstrap (the same seed gives the same intervals)"""
     title: str | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -14,6 +15,7 @@ from .checks import check_float, check_int, check_seed
 
 # SweepConfig fields copied verbatim into every run's GenerateConfig.
 FORWARDED = tuple(f.name for f in fields(DistillOptions)) + ("batch",)
+RewardMethod = Literal["reward-sds", "reward-vsd", "reward-bridge"]
 
 
 @dataclass
@@ -26,6 +28,7 @@ class SweepConfig(DistillOptions):
     methods: tuple[Method, ...] = ("sds", "reward-sds")
     seeds: tuple[int, ...] = (0,)
     out: Path = Path("out/sweep")
+    """sweep folder: runs/<config hash>/ per run and the sweep.db store"""
     batch: int = 1
     """images per run"""
     workers: int = 0
@@ -39,6 +42,13 @@ class SweepConfig(DistillOptions):
     lease_s: float = 1800.0
     """a 'running' row whose driver stopped renewing it for this long is taken over by another sweep"""
     progress: bool = True
+    equal_time_of: RewardMethod | None = None
+    """also run the equal-time control of this reward-* method: its plain method (sds for reward-sds)
+    with --steps scaled by the ratio of their seconds per image, measured on this sweep's runs of both
+    (so both must be in --methods) once they are all done, and kept in sweep.db for reruns"""
+    equal_time_ratio: float | None = None
+    """with --equal-time-of: this time ratio instead of the measured one (control steps = round(steps x
+    ratio)); eval still reports the ratio achieved"""
 
 
 def check_sweep(cfg: SweepConfig) -> None:
@@ -54,6 +64,15 @@ def check_sweep(cfg: SweepConfig) -> None:
         raise ValueError("--seeds is empty")
     for seed in cfg.seeds:
         check_seed("seeds", seed)
+    if cfg.equal_time_of is not None:
+        plain = cfg.equal_time_of.removeprefix("reward-")
+        if cfg.equal_time_of not in cfg.methods or plain not in cfg.methods:
+            raise ValueError(f"--equal-time-of {cfg.equal_time_of} measures the time of {plain} and "
+                             f"{cfg.equal_time_of}: give both, e.g. --methods {plain} {cfg.equal_time_of}")
+    if cfg.equal_time_ratio is not None:
+        if cfg.equal_time_of is None:
+            raise ValueError("--equal-time-ratio needs --equal-time-of METHOD (the method whose time it matches)")
+        check_float("equal_time_ratio", cfg.equal_time_ratio, 0.0, lo_open=True)
     check_int("batch", cfg.batch, 1)
     check_int("workers", cfg.workers, 0)
     check_int("retries", cfg.retries, 0)
