@@ -2,9 +2,10 @@
 2022; RewardSDS section 4.3).
 
     seed -> field (a centred blob) -> the one loop (`loop.optimize`) on a `FieldScene`, which each
-    step renders V orbit views and encodes them for the prior; t ~ U[t_min, t_max(step)] with t_max
-    annealed 0.98 -> 0.5; reward steps are the first `reward_steps` of the run; the V views share
-    their candidates' weights (rewards averaged over the views per candidate)
+    step renders V orbit views and encodes them for the prior; t ~ U[t_min(step), t_max(step)] with
+    both bounds annealed from [0.98, 0.98] to [0.02, 0.50] over 80% of the run (MVDream's config);
+    reward steps are the first `reward_steps` of the run; each view has its own noise, and the V views
+    share their candidates' weights (rewards averaged over the views per candidate)
     -> turntable video, view grid, mesh, field.
 
 The guidance's surrogate loss has d/dx0 = grad / V; autograd carries it through the encoder (a VAE

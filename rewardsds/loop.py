@@ -50,6 +50,8 @@ class LoopConfig:
     t_anneal_to: float | None = None
     """upper timestep bound at the end of a linear annealing (fraction of T); None keeps t_max"""
     t_anneal_steps: int = 0
+    t_min_anneal_to: float | None = None
+    """lower timestep bound at the end of the annealing (fraction of T); None keeps t_min"""
     checkpoint_every: int | None = 100
     """a checkpoint every this many steps (None: a tenth of the run, at most 100); always at the end"""
     frame_every: int = 10
@@ -67,14 +69,15 @@ class LoopConfig:
         if self.frame_every < 0 or self.log_every < 1:
             raise ValueError(f"frame_every must be >= 0 and log_every >= 1, got {self.frame_every}, "
                              f"{self.log_every}")
-        self.schedule(1000)  # its own checks (0 <= t_min < t_max <= 1, anneal_to inside)
+        self.schedule(1000)  # its own checks (0 <= t_min < t_max <= 1, annealing targets inside)
 
     @property
     def checkpoint_interval(self) -> int:
         return self.checkpoint_every or max(1, min(100, math.ceil(self.steps / 10)))
 
     def schedule(self, num_train_timesteps: int) -> TimestepSchedule:
-        return TimestepSchedule(self.t_min, self.t_max, self.t_anneal_to, self.t_anneal_steps, num_train_timesteps)
+        return TimestepSchedule(self.t_min, self.t_max, self.t_anneal_to, self.t_anneal_steps, num_train_timesteps,
+                                anneal_min_to=self.t_min_anneal_to)
 
 
 def check_reward_steps(k: float, steps: int) -> None:

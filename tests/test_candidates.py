@@ -73,3 +73,33 @@ def test_eps_from_output_round_trips(ptype):
 def test_guided_combines_without_a_new_call():
     p = EpsPrediction(torch.ones(1), torch.zeros(1))
     assert p.guided(7.5).item() == 7.5 and p.guided(1.0).item() == 1.0
+
+
+@pytest.mark.parametrize("method,n", [("reward-sds", 3), ("sds", 1)])
+def test_views_of_one_object_get_independent_noises_and_shared_weights(method, n):
+    """3D: candidate i is a SET of per-view noises (DreamFusion, threestudio, the official code);
+    its reward is the mean over its views and its weight is shared by them."""
+    from rewardsds.losses import GuidanceConfig, build_guidance
+    from rewardsds.rewards import CallableReward
+
+    prior = _prior()
+    seen = []
+    add_noise = prior.add_noise
+
+    def spy(x0, eps, t):
+        seen.append(eps.clone())
+        return add_noise(x0, eps, t)
+
+    prior.add_noise = spy
+    reward = CallableReward(lambda im, _: im.mean((1, 2, 3)), "brightness")
+    g = build_guidance(GuidanceConfig(method=method, cfg=5.0, preview_cfg=1.0, n_noises=n), prior, reward)
+    v = 3
+    out = g(torch.zeros(v, 3, 4, 4), ["red"] * v, 400, True, torch.Generator().manual_seed(0), shared=True)
+    eps = seen[-1].view(v, n, 3, 4, 4)  # row b*N + i: view b, candidate i
+    for i in range(n):
+        for b in range(1, v):
+            assert not torch.allclose(eps[0, i], eps[b, i]), (i, b)
+    if n > 1:
+        assert out.rewards.shape == (v, n) and out.weights.shape == (v, n)
+        assert torch.equal(out.weights, out.weights[:1].expand(v, n))  # one weight per candidate, all views
+        assert not torch.equal(out.rewards, out.rewards[:1].expand(v, n))  # the views' own rewards differ

@@ -98,9 +98,11 @@ def test_resolution_schedule_and_validation(tmp_path):
     assert [render_resolution(s, 10, (32, 64, 128), (0.3, 0.6)) for s in (0, 2, 3, 5, 6, 9)] == \
         [32, 32, 64, 64, 128, 128]
     cfg = resolve3d(Gen3DConfig(prompt="x", prior="sd21"))
-    assert cfg.view_dependent and cfg.background == "learned" and cfg.t_anneal_steps == cfg.steps
+    # the bounds anneal over 80% of the run (MVDream: 8000 of 10000 steps; was: the whole run)
+    assert cfg.view_dependent and cfg.background == "learned" and cfg.t_anneal_steps == 0.8 * cfg.steps
     world = resolve3d(Gen3DConfig(prompt="x"))
     assert not world.view_dependent and world.views == 4 and world.render_resolutions == (32,)
+    assert cfg.x0_recon and not world.x0_recon  # the official 3D loss form for latent priors only
     # a retrained world prior in its own folder is recognised by its model_index.json, not its name
     (tmp_path / "my_world").mkdir()
     (tmp_path / "my_world" / "model_index.json").write_text('{"_class_name": "RewardSDSWorldPrior"}')
@@ -134,3 +136,55 @@ def test_rejects_bad_schedules():
         resolve3d(Gen3DConfig(prompt="x", t_max=0.4))
     with pytest.raises(ValueError, match="reward_steps"):
         resolve3d(Gen3DConfig(prompt="x", steps=10, reward_steps=20))
+
+
+def _recon_guidance(p, rescale, method="sds", n=1):
+    cfg = GuidanceConfig(method=method, cfg=7.0, n_noises=n, x0_recon=True, recon_std_rescale=rescale)
+    return build_guidance(cfg, p, CallableReward(lambda im, _: im.mean((1, 2, 3)), "brightness"))
+
+
+def test_x0_recon_without_rescale_is_sds_with_another_time_weight():
+    p, t = prior(), 600
+    x0 = torch.rand(2, 3, 16, 16) * 2 - 1
+    kw = dict(shared=True)
+    eps_form = build_guidance(GuidanceConfig(method="sds", cfg=7.0), p)(x0, [PROMPT] * 2, t, None,
+                                                                        torch.Generator().manual_seed(4), **kw)
+    recon = _recon_guidance(p, 0.0)(x0, [PROMPT] * 2, t, None, torch.Generator().manual_seed(4), **kw)
+    a = p.alphas_cumprod[t]
+    # x0 - x0_hat(eps_hat) = sqrt((1-a)/a) (eps_hat - eps); the eps form carries w(t) = 1 - a
+    assert torch.allclose(recon.grad, eps_form.grad * ((1 - a) / a).sqrt() / (1 - a), atol=1e-4)
+
+
+def test_x0_recon_matches_threestudio_std_rescale_and_loss():
+    """threestudio MVDream `recon_loss`: x0_target = x0(eps_cfg), factor = std(x0(eps_cond)) /
+    std(x0(eps_cfg)) over the views of one object, target = 0.5 * factor * x0 + 0.5 * x0, loss =
+    0.5 * mse(latents, target, sum) / B."""
+    p, t, v, n = prior(), 500, 3, 4
+    x0 = (torch.rand(v, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    g = _recon_guidance(p, 0.5, "reward-sds", n)
+    seen = []
+    predict = p.predict_eps
+    p.predict_eps = lambda x_t, tt, emb: seen.append((x_t, tt)) or seen.append(predict(x_t, tt, emb)) or seen[-1]
+    out = g(x0, [PROMPT] * v, t, True, torch.Generator().manual_seed(0), shared=True)
+    (x_t, _), pred = seen[0], seen[1]
+    a = p.alphas_cumprod[t]
+    to_x0 = lambda e: (x_t - (1 - a).sqrt() * e) / a.sqrt()  # noqa: E731
+    cfg_x0, cond_x0 = to_x0(pred.guided(7.0)).view(v, n, -1), to_x0(pred.cond).view(v, n, -1)
+    want = torch.zeros_like(x0)
+    for i in range(n):  # object i = its V views (rows b*N + i)
+        factor = (cond_x0[:, i].std() + 1e-8) / (cfg_x0[:, i].std() + 1e-8)
+        target = (0.5 * factor * cfg_x0[:, i] + 0.5 * cfg_x0[:, i]).view(v, 3, 16, 16)
+        loss = 0.5 * torch.nn.functional.mse_loss(x0, target, reduction="sum") / v
+        want += out.weights[0, i] * torch.autograd.grad(loss, x0)[0]
+    assert torch.allclose(out.grad / v, want, atol=1e-5)
+    (got,) = torch.autograd.grad(out.loss, x0)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_x0_recon_is_an_sds_option():
+    with pytest.raises(ValueError, match="x0_recon"):
+        GuidanceConfig(method="reward-vsd", x0_recon=True)
+    with pytest.raises(ValueError, match="recon_std_rescale"):
+        GuidanceConfig(x0_recon=True, recon_std_rescale=1.5)
+    assert not resolve3d(Gen3DConfig(prompt="x", prior="sd21", method="reward-vsd", vsd_lora_rank=0)).x0_recon
+    assert not GuidanceConfig().x0_recon

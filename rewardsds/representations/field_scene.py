@@ -6,8 +6,9 @@ image side and encodes them (a VAE for latent priors, the identity for pixel pri
     x0 = prior.encode(resize(render(field, cameras)))
 
 so the guidance's gradient on x0 flows through the encoder and the renderer into the field. The
-views of one step are views of ONE object (`Views.shared`): a candidate is a set of per-view noises
-and its reward is the mean over its views. View-dependent prompts append ", front view" etc.
+views of one step are views of ONE object (`Views.shared`): a candidate is a set of independent
+per-view noises (DreamFusion, threestudio, the official 3D code) and its reward is the mean over its
+views, so its weight is shared by them. View-dependent prompts append ", front view" etc.
 """
 
 from __future__ import annotations
