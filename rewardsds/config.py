@@ -3,12 +3,15 @@ defaults, named presets, and the one check of every option.
 
 Defaults target the embedded world on CPU. Fields left at None take the prior family's default
 (`FamilyDefaults`, keyed by `model_index.json`'s `_class_name`): the world's small pixel-space prior
-wants a different guidance scale and learning rate than Stable Diffusion's latent space.
+wants a different guidance scale, learning rate, reward and VSD particle model than Stable Diffusion's
+latent space. `resolve` fills them, so the resolved config (config.json, sweep hashes) names the values
+actually used.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +20,8 @@ from typing import Annotated, Literal
 import tyro
 
 from .loop import LoopConfig
-from .losses import BRIDGE_SRC, BRIDGE_TGT, GuidanceConfig, Method, TextMethod
-from .sweep.checks import check_int, check_seed
+from .losses import BRIDGE_SRC, BRIDGE_TGT, GuidanceConfig, Method, TextMethod, TimeWeighting
+from .sweep.checks import check_float, check_int, check_seed
 from .weighting import Scheme, Weighting
 from .world.paths import WORLD_FAMILY
 
@@ -35,13 +38,17 @@ class DistillOptions:
 
     prior: str = "world"
     """'world' (embedded, offline), 'sd21', 'sd15', a local diffusers folder or a hub id"""
-    reward: str = "world-clip"
+    reward: str | None = None
     """world-clip, world-aesthetic, clip, aesthetic@HEAD, imagereward, pickscore, hpsv2, a mix such as
-    '0.5*world-clip+0.5*world-aesthetic', or module.path:function"""
+    '0.5*world-clip+0.5*world-aesthetic', or module.path:function (default: the prior's: world-clip for
+    the world; imagereward for Stable Diffusion, or clip when ImageReward is not installed)"""
     n_noises: int = 4
     """N: noise candidates per reward step"""
     denoise_steps: int = 1
     """S: DDIM steps of each candidate's preview (1 = exact one-step x0 prediction)"""
+    preview_schedule: Literal["from-t", "global"] = "from-t"
+    """S-step preview grid: from-t = S steps over [0, t] (S calls); global = the paper's S-step grid over
+    [0, T], from t down (about t/T*S + 1 calls)"""
     reward_steps: float = 1.0
     """K: steps that use rewards: a fraction (0, 1] of the first steps, or a count > 1"""
     weighting: Scheme = "top-bottom"
@@ -62,10 +69,18 @@ class DistillOptions:
     """auto (cuda when available), cpu, cuda, cuda:1 ..."""
     negative_prompt: str = ""
     """the unconditional half of classifier-free guidance uses this text"""
-    t_min: float = 0.02
-    """lowest timestep, as a fraction of T"""
-    t_max: float = 0.98
-    """highest timestep, as a fraction of T"""
+    t_min: float | None = None
+    """lowest timestep, as a fraction of T (default: 0.02; DDS on Stable Diffusion 0.05, as its reference)"""
+    t_max: float | None = None
+    """highest timestep, as a fraction of T (default: 0.98; DDS on Stable Diffusion 0.95)"""
+    time_weighting: TimeWeighting | None = None
+    """w(t) of the gradient: sds = 1 - alpha_bar_t (DreamFusion), constant = 1 (the DDS reference); default:
+    the prior's, per method (constant for DDS on Stable Diffusion, sds otherwise)"""
+    vsd_lora_rank: int | None = None
+    """VSD particle model: 0 = a trainable copy of the prior's U-Net, > 0 = LoRA of this rank on its
+    attention layers (needs rewardsds[lora]); default: the prior's (world 0, Stable Diffusion 4)"""
+    vsd_lr: float | None = None
+    """learning rate (AdamW, no weight decay) of the VSD particle model (default: the prior's, 3e-4)"""
 
 
 @dataclass
@@ -137,7 +152,8 @@ class EditConfig(CommonConfig):
 
 @dataclass(frozen=True)
 class FamilyDefaults:
-    """Defaults of one prior family (2D and 3D); `guidance_scale` per base method."""
+    """Defaults of one prior family (2D and 3D); `guidance_scale` per base method; the `edit_*` fields
+    are DDS's (the edit methods)."""
 
     steps: int
     lr: float
@@ -148,17 +164,36 @@ class FamilyDefaults:
     views_3d: int
     render_resolution_3d: int
     view_dependent_3d: bool
+    reward: str = "world-clip"
+    """the reward of reward-* methods when --reward is not given"""
+    reward_fallback: str | None = None
+    """used instead of `reward` when the optional package `reward` needs is not installed"""
+    t_range: tuple[float, float] = (0.02, 0.98)
+    edit_t_range: tuple[float, float] = (0.02, 0.98)
+    edit_time_weighting: TimeWeighting = "sds"
+    vsd_lora_rank: int = 0
+    vsd_lr: float = 3e-4
 
 
 WORLD_DEFAULTS = FamilyDefaults(
     steps=300, lr=0.02, guidance_scale={"sds": 20.0, "vsd": 7.5, "bridge": 20.0, "dds": 7.5},
     edit_steps=300, edit_lr=0.02, steps_3d=400, views_3d=4, render_resolution_3d=32,
-    view_dependent_3d=False)  # the world's vocabulary has no view words
-# Paper values for Stable Diffusion (App. B): 1000 steps, Adam lr 0.01, CFG 100 for SDS, 7.5 for VSD;
-# SDS-Bridge's official CFG 40; DDS 200 steps at lr 0.1 (the DDS reference).
+    view_dependent_3d=False,  # the world's vocabulary has no view words
+    reward="world-clip", vsd_lora_rank=0, vsd_lr=3e-4)  # a full copy of the 4M-parameter U-Net is cheap
+# Paper values for Stable Diffusion (App. B): 1000 steps, Adam lr 0.01 for text-to-image *and* editing, CFG
+# 100 for SDS, 7.5 for VSD; SDS-Bridge's official CFG 40. DDS: 200 steps (paper), and the DDS reference's
+# (Hertz et al. 2023) w(t) = 1 and t in [50, 950]; its lr 0.1 belongs to plain SGD on a loss divided by the
+# latent's H*W, not to Adam. VSD: LoRA rank 4 on every attention layer (diffusers' LoRAAttnProcessor default,
+# used so by RewardSDS' official 2D code, ProlificDreamer and threestudio), AdamW lr 3e-4 and no weight decay
+# (RewardSDS' official 2D code; ProlificDreamer and threestudio train theirs at 1e-4 for 3D).
 SD_DEFAULTS = FamilyDefaults(
     steps=1000, lr=0.01, guidance_scale={"sds": 100.0, "vsd": 7.5, "bridge": 40.0, "dds": 7.5},
-    edit_steps=200, edit_lr=0.1, steps_3d=5000, views_3d=1, render_resolution_3d=64, view_dependent_3d=True)
+    edit_steps=200, edit_lr=0.01, steps_3d=5000, views_3d=1, render_resolution_3d=64, view_dependent_3d=True,
+    reward="imagereward", reward_fallback="clip", edit_t_range=(0.05, 0.95), edit_time_weighting="constant",
+    vsd_lora_rank=4, vsd_lr=3e-4)
+REWARD_PACKAGES = {"imagereward": ("ImageReward", "imagereward")}
+"""reward name -> (the module it imports, the rewardsds extra that installs it)"""
+WORLD_REWARDS = ("world-clip", "world-aesthetic")
 FAMILY_DEFAULTS: dict[str, FamilyDefaults] = {WORLD_FAMILY: WORLD_DEFAULTS}
 """model_index.json `_class_name` -> defaults; any other family (Stable Diffusion pipelines) gets SD_DEFAULTS"""
 
@@ -185,18 +220,71 @@ def is_world_prior(prior: str) -> bool:
 
 
 def prior_defaults(prior: str, method: str) -> dict:
-    """Steps, lr and guidance scale for a prior family and method."""
+    """Steps, lr, guidance scale, timestep range and weighting, and VSD particle model for a prior
+    family and method (the reward: `default_reward`)."""
     d, base = family_defaults(prior), method.removeprefix("reward-")
     edit = base == "dds"
+    t_min, t_max = d.edit_t_range if edit else d.t_range
     return {"steps": d.edit_steps if edit else d.steps, "lr": d.edit_lr if edit else d.lr,
-            "cfg": d.guidance_scale[base]}
+            "cfg": d.guidance_scale[base], "t_min": t_min, "t_max": t_max,
+            "time_weighting": d.edit_time_weighting if edit else "sds", "vsd_lora_rank": d.vsd_lora_rank,
+            "vsd_lr": d.vsd_lr}
+
+
+def default_reward(prior: str) -> tuple[str, str | None]:
+    """(the family's reward, a line saying why it is not the family's first choice, or None): the
+    family's `reward`, or its `reward_fallback` when the package that reward needs is not installed."""
+    d = family_defaults(prior)
+    module, extra = REWARD_PACKAGES.get(d.reward, (None, None))
+    if module is None or d.reward_fallback is None or importlib.util.find_spec(module) is not None:
+        return d.reward, None
+    return d.reward_fallback, (f"reward: {d.reward_fallback} ({d.reward} is not installed: "
+                               f"pip install 'rewardsds[{extra}]')")
+
+
+def reward_notes(prior: str, reward: str | None) -> list[str]:
+    """The stderr lines a run with `--reward reward` (None: the default) on `prior` prints: the fallback
+    taken for the default reward, or a warning when a world reward scores another family's images."""
+    if reward is None:
+        note = default_reward(prior)[1]
+        return [note] if note else []
+    if is_world_prior(prior):
+        return []
+    world = [n for n in reward_names(reward) if n in WORLD_REWARDS]
+    if not world:
+        return []
+    return [f"warning: --reward {reward} uses the embedded world's {' and '.join(world)}, trained on 32-px "
+            f"renders of coloured shapes, to score images of the prior {prior!r}; pass a reward for real "
+            "images (imagereward, clip, pickscore, hpsv2, aesthetic@HEAD)"]
+
+
+def reward_names(spec: str) -> list[str]:
+    """The lower-case model names of a reward spec's terms ('0.5*world-clip+clip@/x' -> world-clip, clip)."""
+    from .rewards.factory import _WEIGHT, _split_terms
+
+    try:
+        terms = _split_terms(spec.strip())
+    except ValueError:
+        return []
+    names = []
+    for term in terms:
+        m = _WEIGHT.match(term)
+        names.append((m["rest"] if m else term).partition("@")[0].strip().lower())
+    return names
 
 
 def resolve(cfg: CommonConfig) -> CommonConfig:
     """Fill the None fields from the prior's defaults and check every option (ValueError)."""
     d = prior_defaults(cfg.prior, cfg.method)
+    if cfg.reward is None:
+        d["reward"] = default_reward(cfg.prior)[0]
     cfg = dataclasses.replace(cfg, **{k: v for k, v in d.items() if getattr(cfg, k) is None})
     check_options(cfg)
+    if cfg.method.removeprefix("reward-") == "vsd" and cfg.vsd_lora_rank > 0 and importlib.util.find_spec(
+            "peft") is None:
+        raise ValueError(f"VSD with a LoRA particle model (--vsd-lora-rank {cfg.vsd_lora_rank}, the default for "
+                         "this prior) needs the optional package 'peft': pip install 'rewardsds[lora]' (or pass "
+                         "--vsd-lora-rank 0 to train a full copy of the U-Net)")
     return cfg
 
 
@@ -204,6 +292,10 @@ def check_options(cfg: DistillOptions) -> None:
     """The options no typed constructor checks (seed, device, counts), diffusers' `check_inputs` style:
     ValueError naming the option and its value. Guidance, loop and weighting check their own fields."""
     check_device(cfg.device)
+    if cfg.vsd_lora_rank is not None:
+        check_int("vsd_lora_rank", cfg.vsd_lora_rank, 0, 256)
+    if cfg.vsd_lr is not None:
+        check_float("vsd_lr", cfg.vsd_lr, 0.0, lo_open=True)
     for name in ("seed", "checkpoint_every", "batch", "threads"):
         value = getattr(cfg, name, None)
         if value is None:
@@ -225,10 +317,11 @@ def check_device(spec: str) -> None:
 def guidance_config(cfg: CommonConfig) -> GuidanceConfig:
     return GuidanceConfig(
         method=cfg.method, cfg=cfg.cfg, preview_cfg=cfg.preview_cfg, n_noises=cfg.n_noises,
-        denoise_steps=cfg.denoise_steps, negative_prompt=cfg.negative_prompt,
+        denoise_steps=cfg.denoise_steps, preview_schedule=cfg.preview_schedule, negative_prompt=cfg.negative_prompt,
         weighting=Weighting(cfg.weighting, temperature=cfg.softmax_temperature,
                             normalize=cfg.softmax_normalize),
-        bridge_src=BRIDGE_SRC, bridge_tgt=BRIDGE_TGT)
+        bridge_src=BRIDGE_SRC, bridge_tgt=BRIDGE_TGT, time_weighting=cfg.time_weighting, vsd_lr=cfg.vsd_lr,
+        vsd_lora_rank=cfg.vsd_lora_rank)
 
 
 def loop_config(cfg: CommonConfig) -> LoopConfig:
@@ -242,11 +335,26 @@ RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "checkpoint_every"
                     "allow_unknown_words", "video_resolution", "video_frames", "mesh_resolution", "mesh_level")
 
 
+# Options added after runs were first identified by their resolved config (sweep hashes, checkpoint run
+# ids), each with the value the code used before the option existed: a run that holds that value is
+# identified without the field, so adding an option neither renames earlier sweep runs nor refuses their
+# checkpoints. VSD_ONLY: read by the vsd methods alone.
+IMPLICIT_BEFORE = {"time_weighting": "sds", "vsd_lora_rank": 0, "vsd_lr": 3e-4, "preview_schedule": "from-t"}
+VSD_ONLY = ("vsd_lora_rank", "vsd_lr")
+
+
+def identity(d: dict, method: str) -> dict:
+    """A resolved config's dict without the fields that do not tell runs apart (IMPLICIT_BEFORE, VSD_ONLY)."""
+    vsd = method.removeprefix("reward-") == "vsd"
+    return {k: v for k, v in d.items()
+            if not ((k in IMPLICIT_BEFORE and v == IMPLICIT_BEFORE[k]) or (k in VSD_ONLY and not vsd))}
+
+
 def run_id(cfg) -> dict:
-    """What identifies a run in its checkpoint: the resolved config without RESUMABLE_FIELDS, as JSON
-    values (so a tuple and the list it was saved as compare equal)."""
+    """What identifies a run in its checkpoint: the resolved config without RESUMABLE_FIELDS (and as
+    `identity`), as JSON values (so a tuple and the list it was saved as compare equal)."""
     d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_FIELDS}
-    return json.loads(json.dumps(d, default=str))
+    return json.loads(json.dumps(identity(d, cfg.method), default=str))
 
 
 @dataclass(frozen=True)
@@ -256,6 +364,7 @@ class Preset:
     method: str | None = None
     n_noises: int | None = None
     denoise_steps: int | None = None
+    preview_schedule: str | None = None
     reward_steps: float | None = None
     steps: int | None = None
 
@@ -270,7 +379,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "paper-full": Preset(n_noises=10, denoise_steps=15, reward_steps=1.0),
+    "paper-full": Preset(n_noises=10, denoise_steps=15, reward_steps=1.0, preview_schedule="global"),
     "paper-small": Preset(n_noises=2, denoise_steps=1, reward_steps=0.1),
     "sds": Preset(method="sds"),
     "fast": Preset(n_noises=2, denoise_steps=1, steps=100),

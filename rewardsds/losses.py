@@ -3,7 +3,8 @@
 Every method computes, for one shared timestep t and N noises eps_i, a per-noise residual r_i and
 the gradient on x0 (the image in the prior's model space):
 
-    grad = w(t) * sum_i w_i r_i,        w(t) = 1 - alpha_bar_t,
+    grad = w(t) * sum_i w_i r_i,        w(t) = 1 - alpha_bar_t   (time_weighting "sds", DreamFusion)
+                                          or 1               (time_weighting "constant"),
 
 with w_i from the rewards of the candidates' previews (weighting.py) on reward steps, and a single
 noise (w_1 = 1) on plain steps. The residuals:
@@ -14,6 +15,12 @@ noise (w_1 = 1) on plain steps. The residuals:
 | vsd     | eps_hat(x_t^i, y) - eps_phi(x_t^i, y)           (ProlificDreamer)    |
 | bridge  | stage 1: SDS; stage 2: s (eps(x_t^i, y+tgt) - eps(x_t^i, y+src))     |
 | dds     | eps_hat(z_t^i, y_tgt) - eps_hat(zsrc_t^i, y_src) (same t and eps_i)  |
+
+w(t) = 1 is the DDS reference's weighting (Hertz et al. 2023: w = 1, t in [50, 950]); the prior
+family's defaults choose it for DDS on Stable Diffusion (config.FamilyDefaults), "sds" everywhere else.
+
+SDS also has the x0-reconstruction form of the official 3D code (`GuidanceConfig.x0_recon`,
+threestudio's MVDream `recon_loss`): r_i = x0 - x0_target_i with no w(t) (`recon_residual`).
 
 The gradient enters autograd through the stop-gradient surrogate ``0.5 ||x0 - sg(x0 - grad)||^2 / B``
 so any optimiser applies; non-finite gradients are reported (the loop skips such steps).
@@ -27,7 +34,7 @@ from typing import Literal
 
 import torch
 
-from .candidates import Candidates, noise_candidates, preview
+from .candidates import PREVIEW_SCHEDULES, Candidates, PreviewSchedule, noise_candidates, preview, x0_from_eps
 from .errors import RewardError
 from .priors.base import DiffusionPrior, EpsPrediction, TextEmbedding
 from .rewards.base import Reward
@@ -35,6 +42,7 @@ from .schedules import sds_weight
 from .weighting import Weighting
 
 Method = Literal["sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge", "dds", "reward-dds"]
+TimeWeighting = Literal["sds", "constant"]
 METHODS: tuple[str, ...] = ("sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge", "dds",
                             "reward-dds")
 TextMethod = Literal["sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge"]
@@ -58,13 +66,28 @@ class GuidanceConfig:
     """N: candidates per step on reward steps"""
     denoise_steps: int = 1
     """S: DDIM steps of each candidate's preview (1 = exact x0 prediction)"""
+    preview_schedule: PreviewSchedule = "from-t"
+    """the preview's grid (candidates.py): "from-t" = S steps over [0, t], always S prior calls;
+    "global" = the paper's S-step grid over [0, T] from t down, 1 + #{grid points below t} calls
+    (T=1000, S=15: about t/67 + 1, 8 on average)"""
+    x0_recon: bool = False
+    """sds only: the x0-reconstruction form of the gradient that the official 3D code uses
+    (threestudio's MVDream guidance, `recon_loss`): grad = x0 - x0_target, x0_target the x0 predicted
+    from the CFG epsilon, std-rescaled by recon_std_rescale toward the conditional prediction's std, no
+    w(t). Chosen per prior by the command (gen3d: on for latent/Stable Diffusion priors, off for the
+    pixel-space world prior); off everywhere else"""
+    recon_std_rescale: float = 0.5
+    """x0_recon: blend of the std-rescaled target (0 = plain CFG x0; official 0.5)"""
     weighting: Weighting = field(default_factory=Weighting)
     negative_prompt: str = ""
     bridge_switch: float = 0.5
     """bridge: fraction of the steps after which stage 2 (src->tgt) starts"""
     bridge_src: str = BRIDGE_SRC
     bridge_tgt: str = BRIDGE_TGT
+    time_weighting: TimeWeighting = "sds"
+    """w(t) of the gradient: "sds" = 1 - alpha_bar_t, "constant" = 1 (module docstring)"""
     vsd_lr: float = 3e-4
+    """VSD particle model's learning rate (AdamW, no weight decay)"""
     vsd_lora_rank: int = 0
     """VSD particle model: 0 = a trainable copy of the prior's network; > 0 = LoRA of that rank (peft)"""
 
@@ -75,15 +98,25 @@ class GuidanceConfig:
             raise ValueError(f"n_noises (N) must be >= 1, got {self.n_noises}")
         if self.denoise_steps < 1:
             raise ValueError(f"denoise_steps (S) must be >= 1, got {self.denoise_steps}")
+        if self.preview_schedule not in PREVIEW_SCHEDULES:
+            raise ValueError(f"unknown preview_schedule {self.preview_schedule!r}; expected one of "
+                             f"{', '.join(PREVIEW_SCHEDULES)}")
+        if self.x0_recon and self.method.removeprefix("reward-") != "sds":
+            raise ValueError(f"x0_recon is a form of SDS (method sds or reward-sds), not of {self.method!r}")
+        if not (math.isfinite(self.recon_std_rescale) and 0.0 <= self.recon_std_rescale <= 1.0):
+            raise ValueError(f"recon_std_rescale must be in [0, 1], got {self.recon_std_rescale}")
         if not all(math.isfinite(v) and v > 0 for v in (self.cfg, self.preview_cfg)):
             raise ValueError(f"guidance scales must be finite numbers > 0, got cfg={self.cfg}, "
                              f"preview_cfg={self.preview_cfg}")
         if self.n_noises > 4096 or self.denoise_steps > 1000:
             raise ValueError(f"n_noises (N) must be <= 4096 and denoise_steps (S) <= 1000, got {self.n_noises}, "
                              f"{self.denoise_steps}")
-        if not (math.isfinite(self.vsd_lr) and self.vsd_lr > 0) or self.vsd_lora_rank < 0:
-            raise ValueError(f"vsd_lr must be finite and > 0 and vsd_lora_rank >= 0, got {self.vsd_lr}, "
-                             f"{self.vsd_lora_rank}")
+        if not (math.isfinite(self.vsd_lr) and self.vsd_lr > 0) or not (
+                isinstance(self.vsd_lora_rank, int) and 0 <= self.vsd_lora_rank <= 256):
+            raise ValueError(f"vsd_lr must be finite and > 0 and vsd_lora_rank an integer in [0, 256], got "
+                             f"{self.vsd_lr}, {self.vsd_lora_rank}")
+        if self.time_weighting not in ("sds", "constant"):
+            raise ValueError(f"time_weighting must be 'sds' or 'constant', got {self.time_weighting!r}")
         if not (math.isfinite(self.bridge_switch) and 0.0 <= self.bridge_switch <= 1.0):
             raise ValueError(f"bridge_switch must be in [0, 1], got {self.bridge_switch}")
 
@@ -110,6 +143,28 @@ class GuidanceOutput:
 def sds_residual(cands: Candidates, scale: float) -> torch.Tensor:
     """DreamFusion: eps_hat(x_t, y) - eps."""
     return cands.pred.guided(scale) - cands.eps
+
+
+def recon_residual(x0: torch.Tensor, cands: Candidates, scale: float, alpha_bar: torch.Tensor, std_rescale: float,
+                   n: int, shared: bool) -> torch.Tensor:
+    """x0-reconstruction SDS (threestudio's MVDream guidance, `recon_loss`; the official RewardSDS 3D
+    code): x0 - x0_target, where x0_target is the x0 predicted from the CFG epsilon, blended
+    (std_rescale) with itself rescaled to the std of the conditional prediction's x0. The std is taken
+    per object, as threestudio does over its n_view views: the V views of candidate i when `shared`
+    (rows b*N + i), else each image alone. The surrogate 0.5 ||x0 - sg(x0 - r)||^2 / B then has
+    threestudio's loss 0.5 ||x0 - x0_target||^2 (sum) / B. With std_rescale = 0 this is
+    sqrt((1 - a) / a) (eps_hat - eps), i.e. SDS with weight sqrt((1 - a) / a) instead of 1 - a."""
+    rows = cands.x_t.shape[0]
+    a = alpha_bar.expand(rows)
+    target = x0_from_eps(cands.x_t, cands.pred.guided(scale), a)
+    if std_rescale > 0:
+        cond = x0_from_eps(cands.x_t, cands.pred.cond, a)
+        b = rows // n
+        tv, cv = target.reshape(b, n, -1), cond.reshape(b, n, -1)
+        dims = (0, 2) if shared else (2,)
+        factor = (cv.std(dim=dims, keepdim=True) + 1e-8) / (tv.std(dim=dims, keepdim=True) + 1e-8)
+        target = (std_rescale * factor * tv + (1 - std_rescale) * tv).view_as(target)
+    return x0.detach().repeat_interleave(n, 0).to(target.dtype) - target
 
 
 def bridge_residual(cands: Candidates, scale: float) -> torch.Tensor:
@@ -155,8 +210,9 @@ class Guidance:
     def __call__(self, x0: torch.Tensor, prompts: list[str], t: int, use_reward: bool | None = None,
                  generator: torch.Generator | None = None, shared: bool = False,
                  second_stage: bool = False) -> GuidanceOutput:
-        """`shared`: the rows of x0 are views of one object (candidate i is one set of noises, its
-        reward the mean over the views). `second_stage`: SDS-Bridge's stage 2 (ignored otherwise)."""
+        """`shared`: the rows of x0 are views of one object (candidate i is one set of independent
+        per-view noises, its reward the mean over the views, its weight shared by the views).
+        `second_stage`: SDS-Bridge's stage 2 (ignored otherwise)."""
         c, prior = self.cfg, self.prior
         use_reward = c.uses_reward if use_reward is None else (use_reward and c.uses_reward)
         n = c.n_noises if use_reward else 1
@@ -172,10 +228,14 @@ class Guidance:
         if c.base == "dds":
             cands, src_pred = self._dds_candidates(x0, emb, t, n, generator)
         else:
-            cands = noise_candidates(prior, x0, emb, t, n, generator, same_noise_for_batch=shared)
+            cands = noise_candidates(prior, x0, emb, t, n, generator)  # independent noise per row (per view)
         calls = cands.prior_calls
         emb_n = emb.repeat(n)
+        a = prior.alphas_cumprod[t].to(cands.x_t.dtype)
+        recon = c.x0_recon and c.base == "sds"
         match c.base:
+            case "sds" if recon:
+                resid = recon_residual(x0, cands, c.cfg, a, c.recon_std_rescale, n, shared)
             case "sds":
                 resid = sds_residual(cands, c.cfg)
             case "bridge":
@@ -194,9 +254,10 @@ class Guidance:
             wts = weights.to(resid.device, resid.dtype)
         else:
             wts = torch.ones(b, 1, device=resid.device, dtype=resid.dtype)
-        a = prior.alphas_cumprod[t].to(resid.dtype)
         resid = resid.view(b, n, *resid.shape[1:])
-        grad = sds_weight(a) * (wts.view(b, n, *([1] * (resid.dim() - 2))) * resid).sum(1)
+        constant = recon or c.time_weighting == "constant"  # x0 form: no w(t) (threestudio); DDS reference
+        time_weight = 1.0 if constant else sds_weight(a.to(resid.dtype))
+        grad = time_weight * (wts.view(b, n, *([1] * (resid.dim() - 2))) * resid).sum(1)
         finite = bool(torch.isfinite(grad).all())
         grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
         if self.particle is not None:
@@ -207,7 +268,8 @@ class Guidance:
               generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Preview, decode and score the candidates; (rewards [B,N], weights [B,N], extra prior calls)."""
         c = self.cfg
-        x0_hat, extra = preview(self.prior, cands, emb_n, c.denoise_steps, c.preview_cfg)
+        x0_hat, extra = preview(self.prior, cands, emb_n, c.denoise_steps, c.preview_cfg,
+                                schedule=c.preview_schedule)
         with torch.no_grad():
             images = self.prior.decode(x0_hat)
         try:

@@ -1,10 +1,21 @@
 """VSD's particle score model eps_phi (ProlificDreamer, Wang et al. 2023; RewardVSD, paper Eq. 5).
 
-eps_phi estimates the score of the *current particles* (the images being optimised). It starts as a
-copy of the prior's network (so eps_phi = eps_pretrained at step 0, as with zero-initialised LoRA)
-and is trained, unweighted, with the standard diffusion loss ``||eps_phi(x_t', y, t') - eps'||^2`` on
-the detached particles, one t'-sample per step (official: AdamW, lr 3e-4). For Stable Diffusion a
-LoRA (peft) keeps this affordable; priors without a U-Net get a small convolutional network.
+eps_phi estimates the score of the *current particles* (the images being optimised). It starts as the
+prior's network (so eps_phi = eps_pretrained at step 0) and is trained, unweighted, with the standard
+diffusion loss ``||eps_phi(x_t', y, t') - eps'||^2`` on the detached particles, one t'-sample per step,
+with AdamW without weight decay (RewardSDS official 2D code: lr 3e-4, weight_decay=0).
+
+Two forms (`lora_rank`):
+
+* ``lora_rank > 0``: a LoRA of that rank on every attention layer of a frozen copy of the U-Net
+  (to_q, to_k, to_v, to_out.0 of self- and cross-attention; B zero-initialised, scale 1), as the
+  official RewardSDS 2D code, ProlificDreamer and threestudio do with diffusers' `LoRAAttnProcessor`
+  (rank 4). The default for Stable Diffusion (config.SD_DEFAULTS); needs the optional extra
+  ``rewardsds[lora]`` (peft).
+* ``lora_rank = 0``: the whole copy is trained (the world's 4M-parameter U-Net: cheap, and what works
+  there).
+
+Priors without a U-Net (the analytic test prior) get a small convolutional network.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from . import _compat
 from .priors.base import DiffusionPrior, TextEmbedding, eps_from_output
 
 
@@ -45,18 +57,15 @@ class ParticleScore:
             torch.manual_seed(seed + 2)
             net, params = self._build(prior, lora_rank)
         self.net = net.train()
-        self.opt = torch.optim.AdamW(params, lr=lr)
+        # no weight decay (AdamW's default 0.01 would shrink a full copy's weights towards zero, off the prior)
+        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
     def _build(self, prior: DiffusionPrior, lora_rank: int) -> tuple[torch.nn.Module, list]:
         unet = getattr(prior, "unet", None)
         if unet is not None:
             net = copy.deepcopy(unet).float().requires_grad_(False)
             if lora_rank > 0:
-                try:
-                    from peft import LoraConfig
-                except ImportError as e:
-                    raise ImportError("VSD with LoRA needs the optional extra: pip install 'rewardsds[lora]'"
-                                      " (or use vsd_lora_rank=0 for a full copy)") from e
+                LoraConfig = _compat.require("peft", "lora", "VSD with LoRA (vsd_lora_rank > 0)").LoraConfig
                 net.add_adapter(LoraConfig(r=lora_rank, lora_alpha=lora_rank, init_lora_weights="gaussian",
                                            target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
                 params = [p for n, p in net.named_parameters() if "lora" in n]

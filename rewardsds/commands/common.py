@@ -9,6 +9,7 @@ check) becomes a one-line `UserError`; the library below it raises plain ValueEr
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,10 @@ def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]]) -> Ses
     """Check `cfg` with `check` (-> resolved cfg, GuidanceConfig, LoopConfig), then set up everything
     in the order that fails cheapest first: the prior and reward load only after every option is
     known good, and the run folder is created only once the prompts and models are."""
-    from ..config import run_id
+    from ..config import reward_notes, run_id
     from ..threads import configure_threads
 
+    requested_reward = cfg.reward  # None: the prior family's default, which `check` resolves
     cfg, gcfg, lcfg = checked(check, cfg)
     threads = checked(configure_threads, cfg.threads)
     device = pick_device(cfg.device)
@@ -64,7 +66,11 @@ def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]]) -> Ses
     prior, prior_path = load_prior(cfg.prior, device)
     for what, text in cfg.prompt_texts().items():
         check_prompt(prior, text, what, allow_unknown=cfg.allow_unknown_words)
-    reward = load_reward_model(cfg.reward, device) if gcfg.uses_reward else None
+    reward = None
+    if gcfg.uses_reward:
+        for line in reward_notes(cfg.prior, requested_reward):  # the fallback taken, or a world reward on SD
+            print(line, file=sys.stderr)
+        reward = load_reward_model(cfg.reward, device)
     out = prepare_out(cfg.out, cfg.resume, cfg.overwrite)  # only now: a refused run leaves no folder
     media.save_json(out / "config.json", {**dataclasses.asdict(cfg), "resolved_prior_path": prior_path,
                                           "threads_used": threads})
