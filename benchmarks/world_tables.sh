@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The paper's tables on the embedded world, sized for a 2-core CPU: sweep + eval + report per table.
 #
-#   bash benchmarks/world_tables.sh                       # everything below, ~2.6 h on 2 cores
-#   TABLES=table1 bash benchmarks/world_tables.sh         # only the main table, ~64 min on 2 cores
-#   ABL_SEEDS=0 bash benchmarks/world_tables.sh           # ablations with one seed: ~1.9 h in all
+#   bash benchmarks/world_tables.sh                       # everything below, ~3.7 h on 2 cores
+#   TABLES=table1 bash benchmarks/world_tables.sh         # only the main table, ~2 h on 2 cores
+#   ABL_SEEDS=0 bash benchmarks/world_tables.sh           # ablations with one seed: ~2.9 h in all
 #   OUT=out/w bash benchmarks/world_tables.sh --ray auto  # on an existing Ray cluster (shared OUT)
 #   RESULTS=benchmarks/results/world_tables bash ...      # also copy eval.md/.json/.log + report.html there
 #
@@ -15,13 +15,18 @@
 # Tables (OUT/<table>/report.html each; eval.md / eval.log have the tables; table1/by_category.md
 # splits Table 1 by prompt category):
 #   table1  sds vs reward-sds optimising world-clip vs reward-sds optimising world-aesthetic, each scored
-#           by the judge and both rewards (paper Table 1: cross-evaluation; reward hacking shows here).
+#           by the judge and both rewards (paper Table 1: cross-evaluation; reward hacking shows here),
+#           plus two controls for reward-sds optimising world-clip (not in the paper): equal compute =
+#           reward-sds --weighting mean (the same N candidates, previews and reward calls, uniform
+#           weights: multi-sample SDS) and equal time = sds with its steps scaled by the measured
+#           seconds-per-image ratio reward-sds / sds (--equal-time-of reward-sds; ~3.3x, ~500 steps).
 #           All 65 prompts of benchmarks/world_prompts.txt x seeds 0 1.
 #   table5  the six weighting schemes (paper Table 5)          } on every 5th prompt (13: 5 single,
 #   ablN    N = 2, 4, 8 noise candidates                       }  6 relations, 2 held-out pairs),
 #   ablK    K = 10%, 50%, 100% of the steps use rewards        }  seeds 0 1, each paired against the
 #   ablS    S = 1, 3 preview denoising steps                   }  default (N=4, S=1, K=100%, top-bottom)
-#   vsd     vsd vs reward-vsd                                  }
+#   vsd     vsd vs reward-vsd, and reward-vsd --weighting mean }
+#           (uniform weights: VSD's equal-compute control)     }
 #   bridge  bridge vs reward-bridge                            }
 #
 # Budget: 150 optimisation steps per image (the world default is 300; 150 already separates the
@@ -29,7 +34,9 @@
 # (1 torch thread, world prior + world CLIP): sds 7.5 s, reward-sds 25 s, N=2 15 s, N=8 48 s, S=3 71 s,
 # K=10% 10 s, K=50% 16 s, vsd 27 s, reward-vsd 55 s, bridge 7.5 s, reward-bridge 25 s.
 #   table1  65 x 2 x 3 = 390 runs            measured 63.5 min on 2 cores (2 workers)
+#           + 2 x 130 control runs (~25 s each, equal compute and equal time by design): ~55 min more
 #   others  13 x 15 new variants per seed    measured 47.5 min per seed on 2 cores
+#           + 13 reward-vsd --weighting mean runs per seed (~55 s each): ~6 min more per seed
 # The paper-sized version (300 steps, seeds 0 1 2, every prompt, S up to 15) is the same script with
 # STEPS=300 SEEDS="0 1 2" ABL_SEEDS="0 1 2" ABL_EVERY=1 S_VALUES="1 5 15": ~110 core-hours.
 set -euo pipefail
@@ -83,8 +90,12 @@ for table in "${TABLES[@]}"; do
   echo "== $table =="
   case $table in
     table1)  # optimise one reward, score with both rewards and the judge
-      sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods sds reward-sds --reward world-clip
+      # --equal-time-of: once sds and reward-sds are done, also sds with steps x (their time ratio)
+      sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods sds reward-sds --reward world-clip \
+        --equal-time-of reward-sds
       sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods reward-sds --reward world-aesthetic
+      # equal compute: N candidates previewed and scored as above, uniform weights
+      sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods reward-sds --reward world-clip --weighting mean
       evaluate table1 sds
       "$PY" benchmarks/world_by_category.py "$OUT/table1" > /dev/null  # where it helps: by prompt category
       [[ -z ${RESULTS:-} ]] || cp "$OUT/table1/by_category.md" "$RESULTS/table1/" ;;
@@ -105,6 +116,7 @@ for table in "${TABLES[@]}"; do
       evaluate ablS "reward-sds [denoise_steps=1]" ;;
     vsd)
       abl vsd --methods vsd reward-vsd --reward world-clip
+      abl vsd --methods reward-vsd --reward world-clip --weighting mean  # equal compute
       evaluate vsd vsd ;;
     bridge)
       abl bridge --methods bridge reward-bridge --reward world-clip

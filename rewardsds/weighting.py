@@ -12,6 +12,16 @@ optional normalisation of the rewards first (z-score or rank).
 | topk         | (iv)  | 1/k on each of the top k                                          |
 | best-worst   | (v)   | +pos on the best, -neg on the worst                               |
 | top-bottom   | (vi)  | +pos on each of the top k, -neg on each of the bottom k (default) |
+| mean         | -     | 1/N on every candidate: multi-sample SDS, ignoring the rewards    |
+
+`mean` is not in the paper: it is the equal-compute control. The N candidates are still previewed
+and scored (rewards are logged, prior calls and seconds match RewardSDS), but every candidate gets
+the same weight, so any gain of a reward-weighted scheme over `mean` comes from the rewards, not from
+averaging N noises. Magnitudes differ: `mean` sums to 1 (like plain SDS), the default top-bottom to
+k pos - k neg = 2 x 0.9 - 2 x 0.1 = 1.6 (N >= 4; 0.8 for N = 2, 3). Adam's update m / (sqrt(v) + eps)
+is invariant to a constant gradient scale up to eps (1e-8, far below these gradients), so this does
+not matter when every step is a reward step (K = 100%); with K < 100% the reward steps of top-bottom
+are 1.6x the plain ones.
 
 For small N, k shrinks to N // 2 (at least 1 for topk) so that top and bottom never overlap; N = 1
 gives weight 1 (plain SDS) for every scheme.
@@ -25,8 +35,8 @@ from typing import Literal
 
 import torch
 
-Scheme = Literal["random", "softmax", "wta", "topk", "best-worst", "top-bottom"]
-SCHEMES: tuple[str, ...] = ("random", "softmax", "wta", "topk", "best-worst", "top-bottom")
+Scheme = Literal["random", "softmax", "wta", "topk", "best-worst", "top-bottom", "mean"]
+SCHEMES: tuple[str, ...] = ("random", "softmax", "wta", "topk", "best-worst", "top-bottom", "mean")
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ def candidate_weights(rewards: torch.Tensor, w: Weighting, generator: torch.Gene
         k = max(1, min(w.k, n // 2))
         out[rk >= n - k] = w.pos
         out[rk < k] = -w.neg
+    elif w.scheme == "mean":
+        out += 1.0 / n
     elif w.scheme == "softmax":
         if w.normalize == "zscore":
             x = (rewards - rewards.mean()) / rewards.std().clamp_min(1e-8)

@@ -64,3 +64,28 @@ def test_bad_configs():
         Weighting("softmax", temperature=0)
     with pytest.raises(ValueError):
         candidate_weights(torch.tensor([1.0, float("nan")]), Weighting())
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 7])
+def test_mean_is_uniform_and_ignores_the_rewards(n):
+    """`mean` (the equal-compute control): 1/N on every candidate, whatever the rewards, summing to 1."""
+    g = torch.Generator().manual_seed(0)
+    r = torch.randn(n, generator=g)
+    w = Weighting("mean")(r)
+    assert w.tolist() == pytest.approx([1.0 / n] * n) and float(w.sum()) == pytest.approx(1.0)
+    assert torch.equal(w, Weighting("mean")(-r * 10 + 3))
+    assert "mean" in SCHEMES
+
+
+def test_weight_sums_mean_vs_top_bottom():
+    """The magnitudes the docstring states: mean sums to 1, top-bottom to 2 x 0.9 - 2 x 0.1 = 1.6 (N >= 4)."""
+    assert float(Weighting("mean")(R).sum()) == pytest.approx(1.0)
+    assert float(Weighting()(R).sum()) == pytest.approx(1.6)
+    assert float(Weighting()(R[:3]).sum()) == pytest.approx(0.8)
+
+
+def test_mean_weighting_is_a_cli_and_guidance_option():
+    from rewardsds.config import GenerateConfig, guidance_config, resolve
+
+    g = guidance_config(resolve(GenerateConfig(prompt="a red circle", weighting="mean")))
+    assert g.weighting.scheme == "mean"

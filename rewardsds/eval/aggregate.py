@@ -38,6 +38,9 @@ LEVEL = 0.95
 AXES = ("prompt", "seed")
 # Config keys that follow from others (the weights' fingerprint follows from --prior and --reward).
 DERIVED = ("weights",)
+# The controls (see `control_label`): what their labels end with, and their kind.
+EQUAL_TIME, EQUAL_COMPUTE = "equal time", "equal compute"
+CONTROL_SUFFIXES = (f" ({EQUAL_COMPUTE})", f" ({EQUAL_TIME} to ")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class Unit:
     scores: Mapping[str, float]
     seconds: float | None = None
     prior_calls: float | None = None
+    control: str | None = None
+    """EQUAL_TIME or EQUAL_COMPUTE when the run is a control, else None"""
+    control_of: str | None = None
+    """the variant label of the method the control is for (None: not among these runs)"""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -107,12 +114,35 @@ def paired_difference(a: Mapping[tuple, float], z: Mapping[tuple, float], b: int
     return bootstrap_mean([a[k] - z[k] for k in keys], b=b, seed=seed, level=level, clusters=_prompts_of(keys))
 
 
+def control_kind(conf: dict) -> str | None:
+    """EQUAL_TIME for a sweep's --equal-time-of control run, EQUAL_COMPUTE for a reward-* run with
+    uniform weights (--weighting mean), else None."""
+    if isinstance(conf.get("equal_time"), dict):
+        return EQUAL_TIME
+    if str(conf.get("method", "")).startswith("reward-") and conf.get("weighting") == "mean":
+        return EQUAL_COMPUTE
+    return None
+
+
+def _family(conf: dict) -> str:
+    """The label's head: the method, or for an equal-time control what it is ('sds ×3.33 steps (equal
+    time to reward-sds)', the factor being its steps over the steps of the runs it was scaled from)."""
+    et = conf.get("equal_time")
+    if isinstance(et, dict):
+        base = et.get("base_steps") or 0
+        scale = f"×{conf.get('steps', 0) / base:.3g} steps" if base else f"{conf.get('steps')} steps"
+        return f"{conf['method']} {scale} ({EQUAL_TIME} to {et.get('of', '?')})"
+    return conf["method"]
+
+
 def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
     """A readable label per run: its method, plus the config fields that differ between runs of that
-    method (e.g. ``reward-sds [n_noises=8]``). ``configs``: run id -> canonical config with 'method'."""
+    method (e.g. ``reward-sds [n_noises=8]``). ``configs``: run id -> canonical config with 'method'.
+    Controls say what they are: ``reward-sds [weighting=mean] (equal compute)`` (weighting always
+    named), ``sds ×3.33 steps (equal time to reward-sds)`` (a family of its own, apart from sds)."""
     by_method: dict[str, list[int]] = {}
     for rid, conf in configs.items():
-        by_method.setdefault(conf["method"], []).append(rid)
+        by_method.setdefault(_family(conf), []).append(rid)
     labels = {}
     for method, rids in by_method.items():
         keys = sorted({k for r in rids for k in configs[r]} - set(AXES) - {"method"})
@@ -127,9 +157,15 @@ def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
         if all(len(v) <= 1 for v in groups.values()):
             varying = rest
         for r in rids:
-            extra = ", ".join(f"{k}={_short(configs[r].get(k))}" for k in varying)
-            labels[r] = f"{method} [{extra}]" if extra else method
+            kind = control_kind(configs[r])
+            shown = varying + (["weighting"] if kind == EQUAL_COMPUTE and "weighting" not in varying else [])
+            extra = ", ".join(f"{k}={_short(configs[r].get(k))}" for k in shown)
+            labels[r] = (f"{method} [{extra}]" if extra else method) + (f" ({kind})" if kind == EQUAL_COMPUTE else "")
     return labels
+
+
+def is_control(label: str) -> bool:
+    return any(s in label for s in CONTROL_SUFFIXES)
 
 
 def resolve_baseline(baseline: str, variants: Iterable[str]) -> str | None:
@@ -174,6 +210,35 @@ def cost_table(units: Sequence[Unit], b: int = B_DEFAULT, seed: int = 0) -> list
     return rows
 
 
+def control_table(units: Sequence[Unit], metrics: Sequence[str], b: int = B_DEFAULT, seed: int = 0) -> list[dict]:
+    """One row per control whose method is among the units: the cost of both per image (means over
+    their runs) and its ratio control / method (equal time: ~1 in seconds; equal compute: ~1 in prior
+    calls), and per metric the paired gain of the method over its control (method - control)."""
+    of = {u.variant: (u.control, u.control_of) for u in units if u.control and u.control_of}
+    rows = []
+    for variant in sorted(of, key=_variant_order):
+        kind, target = of[variant]
+        mine = [u for u in units if u.variant == variant]
+        theirs = [u for u in units if u.variant == target]
+        if not theirs:
+            continue
+        row: dict = {"variant": variant, "control": kind, "of": target}
+        for field in ("seconds", "prior_calls"):
+            a = [getattr(u, field) for u in mine if getattr(u, field) is not None]
+            z = [getattr(u, field) for u in theirs if getattr(u, field) is not None]
+            row[field] = float(np.mean(a)) if a else None
+            row[f"of_{field}"] = float(np.mean(z)) if z else None
+            row[f"{field}_ratio"] = row[field] / row[f"of_{field}"] if a and z and np.mean(z) > 0 else None
+        row["gain"] = {}
+        for m in metrics:
+            vals = {name: {u.key: float(u.scores[m]) for u in group if m in u.scores and np.isfinite(u.scores[m])}
+                    for name, group in (("control", mine), ("method", theirs))}
+            d = paired_difference(vals["method"], vals["control"], b=b, seed=seed)
+            row["gain"][m] = asdict(d) if d is not None else None
+        rows.append(row)
+    return rows
+
+
 def aggregate(units: Sequence[Unit], metrics: Sequence[str] | None = None, baseline: str = "sds",
               b: int = B_DEFAULT, seed: int = 0) -> dict:
     """Everything a report needs, JSON-able: per-metric tables, cost, and which variant is the baseline."""
@@ -182,16 +247,17 @@ def aggregate(units: Sequence[Unit], metrics: Sequence[str] | None = None, basel
     base = resolve_baseline(baseline, (u.variant for u in units))
     return {"baseline": base, "bootstrap": {"replicates": b, "seed": seed, "level": LEVEL},
             "metrics": {m: metric_table(units, m, base, b=b, seed=seed) for m in metrics},
-            "cost": cost_table(units, b=b, seed=seed)}
+            "cost": cost_table(units, b=b, seed=seed), "controls": control_table(units, metrics, b=b, seed=seed)}
 
 
 def _variant_order(label: str) -> tuple:
-    """Plain methods before their reward-* versions, in the paper's order; variants alphabetically."""
+    """Plain methods before their reward-* versions, in the paper's order; variants alphabetically;
+    the controls after all of them, in the same order."""
     order = ("sds", "reward-sds", "vsd", "reward-vsd", "bridge", "reward-bridge", "dds", "reward-dds")
-    method = label.split(" [", 1)[0]
+    method = label.split(" [", 1)[0].split(" ", 1)[0]
     # natural order of the numbers in the label: n_noises=2, 4, 8 (not 2, 8, 4 or 15 before 1)
     parts = tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(_NUMBER.split(label)))
-    return (order.index(method) if method in order else len(order), method, parts)
+    return (is_control(label), order.index(method) if method in order else len(order), method, parts)
 
 
 def _prompts_of(keys: Sequence[tuple]) -> list | None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..sweep.store import Run, Store
-from .aggregate import Unit, aggregate, variant_labels
+from .aggregate import EQUAL_COMPUTE, EQUAL_TIME, Unit, aggregate, control_kind, variant_labels
 from .config import check_eval
 from .tables import format_markdown, format_tables
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 JUDGE, JUDGE_ALL = "judge", "judge-all"
 IMAGE = "image_raw.png"
 MAX_WARNINGS = 10
+DEFAULT_WEIGHTING = "top-bottom"  # DistillOptions.weighting: what an equal-compute (mean) run controls for
 _CALLABLE = re.compile(r"^\s*[A-Za-z_][\w.]*:[A-Za-z_]\w*\s*$")  # a module.path:function metric
 
 
@@ -165,16 +166,27 @@ def score_reward(sweep_dir: Path, runs: list[Run], spec: str, device: str = "cpu
 
 
 def load_units(store: Store) -> tuple[list[Unit], dict[int, str]]:
-    """Done runs as aggregation units (cost per image = run cost / batch), and each run's variant label."""
+    """Done runs as aggregation units (cost per image = run cost / batch), and each run's variant label.
+    A control's unit names the variant it controls for: an equal-time control the variant its config
+    names (``equal_time.target``), a --weighting mean run the same settings with the default weighting."""
+    from ..sweep.store import variant_key
+
     runs = store.runs("done")
     scores = store.metrics()
     labels = variant_labels({r.id: {**r.config, "method": r.method} for r in runs})
+    by_key = {variant_key({**r.config, "method": r.method}): labels[r.id] for r in runs}
     units = []
     for r in runs:
         batch = max(1, int(r.config.get("batch", 1)))
+        kind, target = control_kind({**r.config, "method": r.method}), None
+        if kind == EQUAL_TIME:
+            target = by_key.get(r.config["equal_time"].get("target"))
+        elif kind == EQUAL_COMPUTE:
+            target = by_key.get(variant_key({**r.config, "method": r.method, "weighting": DEFAULT_WEIGHTING}))
         units.append(Unit(labels[r.id], r.prompt, r.seed, scores.get(r.id, {}),
                           seconds=r.seconds / batch if r.seconds is not None else None,
-                          prior_calls=r.prior_calls / batch if r.prior_calls is not None else None))
+                          prior_calls=r.prior_calls / batch if r.prior_calls is not None else None,
+                          control=kind, control_of=target))
     return units, labels
 
 

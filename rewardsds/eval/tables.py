@@ -19,11 +19,30 @@ def format_tables(agg: dict) -> str:
                          f"{r['hi']:.4g}]{diff}")
     if agg["cost"]:
         lines.append("\ncost per image (mean)")
+        width = max([len(r["variant"]) for r in agg["cost"]] + [30])
         for r in agg["cost"]:
             sec, calls = r["seconds"], r["prior_calls"]
-            lines.append(f"  {r['variant']:<30}  {sec['mean'] if sec else float('nan'):8.2f} s  "
+            lines.append(f"  {r['variant']:<{width}}  {sec['mean'] if sec else float('nan'):8.2f} s  "
                          f"{calls['mean'] if calls else float('nan'):8.0f} prior calls")
+    if agg.get("controls"):
+        lines.append("\ncontrols (cost per image against the method they control for; gain = method - control, "
+                     "paired)")
+        for r in agg["controls"]:
+            lines.append(f"  {r['variant']}  [{r['control']} of {r['of']}]: {cost_text(r, 'seconds')} s, "
+                         f"{cost_text(r, 'prior_calls')} prior calls")
+            gains = [f"{m} {d['mean']:+.3g} [{d['lo']:+.3g}, {d['hi']:+.3g}]" for m, d in r["gain"].items() if d]
+            if gains:
+                lines.append("    gain " + "; ".join(gains))
     return "\n".join(lines).lstrip("\n")
+
+
+def cost_text(row: dict, field: str) -> str:
+    """A control's cost against its method's: '24.1 vs 25.0 (×0.96)'."""
+    a, z, ratio = row.get(field), row.get(f"of_{field}"), row.get(f"{field}_ratio")
+    if a is None or z is None:
+        return "–"
+    digits = 1 if field == "seconds" else 0
+    return f"{a:.{digits}f} vs {z:.{digits}f}" + (f" (×{ratio:.2f})" if ratio is not None else "")
 
 
 def _num(x: float) -> str:
@@ -77,4 +96,25 @@ def format_markdown(agg: dict) -> str:
     base = agg["baseline"]
     note = (f"Mean [95% bootstrap CI]; Δ = paired difference against `{base}` over the same (prompt, seed), "
             "bold when its CI excludes 0.") if base else "Mean [95% bootstrap CI]."
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    return "\n".join(lines) + "\n\n" + note + "\n" + control_markdown(agg, metrics)
+
+
+def control_markdown(agg: dict, metrics: list[str]) -> str:
+    """The controls against the method each controls for: cost per image of both (ratio control /
+    method) and the paired gain of the method over the control per metric; '' when there are none."""
+    rows = agg.get("controls") or []
+    if not rows:
+        return ""
+    header = ["control", "for", "s / image (ratio)", "prior calls / image (ratio)", *(f"gain {m}" for m in metrics)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        gains = []
+        for m in metrics:
+            d = r["gain"].get(m)
+            gains.append("–" if not d else f"**{delta_text(d)}**" if excludes_zero(d) else delta_text(d))
+        cells = [r["variant"], r["of"], cost_text(r, "seconds"), cost_text(r, "prior_calls"), *gains]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return ("\n" + "\n".join(lines) + "\n\nControls: *equal time* = the plain method with its steps scaled so "
+            "that its seconds per image match the method's (ratio ≈ 1 in seconds); *equal compute* = the same "
+            "candidates, previews and reward calls with uniform weights (ratio ≈ 1 in prior calls). Gain = "
+            "paired difference method − control with its 95% CI, bold when the CI excludes 0.\n")

@@ -4,7 +4,8 @@ Everything is inline (images as base64 PNG data URLs, charts as SVG from `svg`),
 network, so the file can be mailed or archived as it is. Sections, like the paper's tables:
 
 1. one table per metric: variant rows, mean +- 95% bootstrap CI, paired difference to the baseline
-   (Tables 1/2/5 of RewardSDS), and the cost per image (seconds, prior network calls);
+   (Tables 1/2/5 of RewardSDS), the cost per image (seconds, prior network calls), and the controls
+   (equal compute, equal time) against the method each controls for;
 2. cost vs quality: one scatter per metric, x = cost per image, y = mean with its CI;
 3. curves over the optimisation steps from every run's log.jsonl: the mean candidate reward
    (mean of ``rewards`` [B][N]) on reward steps, and the gradient norm, averaged over runs per step;
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from ..eval.aggregate import aggregate
 from ..eval.metrics import IMAGE, load_units, open_store
+from ..eval.tables import cost_text
 from ..media import save_text
 from . import svg
 from .config import check_report
@@ -194,6 +196,34 @@ def _cost_table(cost: list[dict]) -> str:
     return f'<table class="cost">{head}{"".join(body)}</table>'
 
 
+def _controls_table(controls: list[dict], metrics: list[str]) -> str:
+    """Each control against the method it controls for: cost per image of both, and the paired gain
+    of the method over the control (method - control) per metric."""
+    if not controls:
+        return ('<p class="muted">none in this sweep (equal compute: <code>--weighting mean</code>; equal time: '
+                "<code>rewardsds sweep ... --equal-time-of reward-sds</code>)</p>")
+    head = ("<tr><th class=l>control</th><th class=l>for</th><th>seconds / image</th><th>prior calls / image</th>"
+            + "".join(f"<th>gain {escape(m)}</th>" for m in metrics) + "</tr>")
+    body = []
+    for r in controls:
+        cells = []
+        for m in metrics:
+            d = r["gain"].get(m)
+            if not d:
+                cells.append("<td>–</td>")
+                continue
+            sign = "up" if d["lo"] > 0 else "down" if d["hi"] < 0 else "muted"
+            cells.append(f'<td class="{sign}">{d["mean"]:+.3g} [{d["lo"]:+.3g}, {d["hi"]:+.3g}]</td>')
+        body.append(f'<tr><td class=l>{escape(r["variant"])}</td><td class=l>{escape(r["of"])}</td>'
+                    f'<td>{escape(cost_text(r, "seconds"))}</td><td>{escape(cost_text(r, "prior_calls"))}</td>'
+                    + "".join(cells) + "</tr>")
+    note = ('<p class="muted">Equal time: the plain method with its steps scaled so that its seconds per image '
+            "match the method's (ratio ≈ 1 in seconds). Equal compute: the same candidates, previews and reward "
+            "calls, uniform weights (ratio ≈ 1 in prior calls). Gain: paired difference method − control, 95% "
+            "CI; green / red: CI above / below 0.</p>")
+    return f'<table class="controls">{head}{"".join(body)}</table>{note}'
+
+
 def _colors(data: ReportData) -> dict[str, str]:
     """One colour per variant, the same in every chart (tables' order: plain methods first)."""
     order = [r["variant"] for r in data.agg["cost"]] + [v for v in data.curves]
@@ -271,6 +301,7 @@ def render(data: ReportData) -> str:
         f"Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>",
         "<h2>Scores</h2>", tables,
         "<h2>Cost per image</h2>", _cost_table(data.agg["cost"]),
+        "<h2>Controls</h2>", _controls_table(data.agg.get("controls", []), list(data.agg["metrics"])),
         "<h2>Cost vs quality</h2>", _scatters(data),
         "<h2>Curves</h2>", _curves(data),
         f"<h2>Gallery (seed {escape(str(data.gallery_seed))})</h2>", _gallery(data),

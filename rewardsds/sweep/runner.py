@@ -38,7 +38,7 @@ CRASHED = "the worker process died (killed, or out of memory)"
 NOT_HASHED = ("out", "progress", "resume", "overwrite", "checkpoint_every", "threads", "allow_unknown_words")
 # Fields read only by reward-* methods: plain methods with different values are the same run.
 REWARD_ONLY = ("reward", "n_noises", "denoise_steps", "reward_steps", "weighting", "softmax_temperature",
-               "softmax_normalize", "preview_cfg")
+               "softmax_normalize", "preview_cfg", "preview_schedule")
 
 
 def read_prompts(path: Path) -> list[str]:
@@ -60,13 +60,14 @@ def read_prompts(path: Path) -> list[str]:
 
 def canonical_config(gen) -> dict:
     """The resolved GenerateConfig as the JSON-able dict that identifies a run (see NOT_HASHED,
-    REWARD_ONLY); None fields are filled from the prior's defaults first, so --steps 300 and the
-    default 300 are the same run."""
-    from ..config import resolve
+    REWARD_ONLY, config.identity); None fields are filled from the prior's defaults first, so --steps 300
+    and the default 300 are the same run."""
+    from ..config import identity, resolve
 
     d = dataclasses.asdict(resolve(gen))
     for k in NOT_HASHED + (() if gen.method.startswith("reward-") else REWARD_ONLY):
         d.pop(k, None)
+    d = identity(d, gen.method)  # options added later, at their earlier implicit value, keep old hashes
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
@@ -205,6 +206,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def run_sweep(cfg: SweepConfig, execute_fn: Callable[[dict], dict] | None = None) -> dict:
     """Run every missing run of the sweep; returns counts and the store path (the CLI prints it).
+    With --equal-time-of, a second phase then runs the equal-time control (`equal_time_specs`).
 
     ``execute_fn`` replaces `execute` (tests); it must be a picklable top-level function."""
     _checked(cfg)  # before the prompts file is read or OUT is touched
@@ -218,19 +220,16 @@ def run_sweep(cfg: SweepConfig, execute_fn: Callable[[dict], dict] | None = None
         store = Store(out / "sweep.db")
     except (OSError, ValueError) as e:
         raise UserError(f"cannot open the sweep store in {str(out)!r}: {e}") from e
+    fn = execute_fn or execute
+    extra: dict = {}
     with store:
-        owner = new_owner()
-        ids = store.add_runs(specs)
-        store.recover(owner)
-        for r in store.runs("done", ids):
-            if not (out / r.run_dir / "summary.json").exists():
-                store.reopen(r.id)
-        store.rearm(ids)
-        backend = _make_backend(cfg, execute_fn or execute, len(ids) - store.counts(ids)["done"])
-        try:
-            stats = _drive(cfg, store, ids, owner, backend, out)
-        finally:
-            backend.close()
+        ids, stats = _run_phase(cfg, store, specs, out, fn)
+        if cfg.equal_time_of is not None:
+            controls, extra = equal_time_specs(cfg, store, specs, ids)
+            if controls:
+                more, more_stats = _run_phase(cfg, store, controls, out, fn)
+                ids += more
+                stats = {k: stats[k] + more_stats[k] for k in stats}
         counts = store.counts(ids)
         failed = [r for r in store.runs("failed", ids)]
     for r in failed[:10]:
@@ -239,7 +238,77 @@ def run_sweep(cfg: SweepConfig, execute_fn: Callable[[dict], dict] | None = None
     if len(failed) > 10:
         print(f"... and {len(failed) - 10} more failed runs", file=sys.stderr)
     return {"out": str(out / "sweep.db"), "runs": len(ids), "done": counts["done"], "failed": counts["failed"],
-            "ran": stats["ran"], "skipped": stats["skipped"], "seconds": round(stats["seconds"], 2)}
+            "ran": stats["ran"], "skipped": stats["skipped"], "seconds": round(stats["seconds"], 2), **extra}
+
+
+def _run_phase(cfg: SweepConfig, store: Store, specs: list[RunSpec], out: Path, fn: Callable[[dict], dict]
+               ) -> tuple[list[int], dict]:
+    """Add the specs to the store and run the ones not done; (their ids, stats)."""
+    owner = new_owner()
+    ids = store.add_runs(specs)
+    store.recover(owner)
+    for r in store.runs("done", ids):
+        if not (out / r.run_dir / "summary.json").exists():
+            store.reopen(r.id)
+    store.rearm(ids)
+    backend = _make_backend(cfg, fn, len(ids) - store.counts(ids)["done"])
+    try:
+        stats = _drive(cfg, store, ids, owner, backend, out)
+    finally:
+        backend.close()
+    return ids, stats
+
+
+def equal_time_specs(cfg: SweepConfig, store: Store, specs: list[RunSpec], ids: list[int]
+                     ) -> tuple[list[RunSpec], dict]:
+    """The equal-time control of ``cfg.equal_time_of`` (method M, plain version P, e.g. reward-sds / sds):
+    P's runs again with ``steps = max(1, round(steps x ratio))``, ratio = M's mean seconds per image /
+    P's over the (prompt, seed) pairs of this sweep (summary.json's "seconds": the optimisation loop).
+
+    The ratio is measured once every run of M and P in this sweep is done, and kept in the store keyed
+    by both variants, so a rerun (or a sweep adding prompts) plans the same control runs; before that,
+    no control is planned (a rerun after the failed runs are fixed plans it). --equal-time-ratio
+    replaces the measurement. The control's config = P's + ``equal_time`` {of: M, target: M's variant
+    key, base_steps}, so plain runs keep their hashes and eval can name the control and its target.
+    Returns (specs, what to add to the sweep's result)."""
+    from .store import variant_key
+
+    method = cfg.equal_time_of
+    plain = method.removeprefix("reward-")
+    target = [s for s in specs if s.method == method]
+    base = [s for s in specs if s.method == plain]
+    pair = variant_key({"method": variant_key(target[0].config), "plain": variant_key(base[0].config)})
+    if cfg.equal_time_ratio is not None:
+        ratio, source = float(cfg.equal_time_ratio), "given"
+    else:
+        kept = store.equal_time(pair)
+        if kept is None:
+            runs = [r for r in store.runs(ids=ids) if r.method in (method, plain)]
+            waiting = sum(r.status != "done" or r.seconds is None for r in runs)
+            if waiting:
+                print(f"equal time: {waiting} runs of {plain} / {method} are not done; the {plain} control "
+                      "is planned once they all are (rerun the sweep)", file=sys.stderr)
+                return [], {"equal_time": None}
+
+            def per_image(m: str) -> float:
+                vals = [r.seconds / max(1, int(r.config.get("batch", 1))) for r in runs if r.method == m]
+                return sum(vals) / len(vals)
+
+            t_method, t_plain = per_image(method), per_image(plain)
+            if not t_plain > 0:
+                raise UserError(f"cannot measure the equal-time ratio: {plain} runs took {t_plain} s")
+            kept = store.keep_equal_time(pair, t_method / t_plain, t_method, t_plain, len(target))
+        ratio, source = kept["ratio"], "measured"
+    base_steps = int(base[0].config["steps"])
+    steps = max(1, round(base_steps * ratio))
+    key = variant_key(target[0].config)
+    controls = []
+    for s in base:
+        conf = {**s.config, "steps": steps, "equal_time": {"of": method, "target": key, "base_steps": base_steps}}
+        spec = RunSpec(s.prompt, s.method, s.seed, conf, "")
+        controls.append(dataclasses.replace(spec, run_dir=f"runs/{spec.config_hash[:16]}"))
+    print(f"equal time: {plain} x{ratio:.3g} ({source}) = {steps} steps for {method}'s time", file=sys.stderr)
+    return controls, {"equal_time": {"of": method, "ratio": round(ratio, 4), "source": source, "steps": steps}}
 
 
 def _make_backend(cfg: SweepConfig, fn: Callable[[dict], dict], todo: int):

@@ -13,6 +13,9 @@ and the UPDATE is committed, so a crash between the two leaves a row that is re-
 half-written "done". Only the sweep driver writes (workers return results to it), and every
 multi-statement change runs in a ``BEGIN IMMEDIATE`` transaction, so two drivers on the same store
 never claim the same row.
+
+A third table, ``equal_time``, created when first needed, keeps the seconds-per-image ratio that a
+sweep's --equal-time-of measured (`Store.keep_equal_time`), so that reruns plan the same control runs.
 """
 
 from __future__ import annotations
@@ -65,6 +68,12 @@ def config_hash(config: dict) -> str:
     """SHA-256 of the config as canonical JSON (sorted keys, no whitespace)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def variant_key(config: dict) -> str:
+    """What identifies a run's variant: the hash of its config without the sweep's axes (prompt, seed).
+    Controls name the variant they control for by this key."""
+    return config_hash({k: v for k, v in config.items() if k not in ("prompt", "seed")})[:16]
 
 
 def new_owner() -> str:
@@ -271,6 +280,34 @@ class Store:
         for r in self.db.execute("SELECT run_id, metric, value FROM metrics ORDER BY run_id, metric"):
             out.setdefault(r["run_id"], {})[r["metric"]] = r["value"]
         return out
+
+
+    # --- equal-time measurements -------------------------------------------------------------------
+
+    _EQUAL_TIME = """CREATE TABLE IF NOT EXISTS equal_time (
+        pair            TEXT PRIMARY KEY,   -- variant keys of the method and of its plain version
+        ratio           REAL NOT NULL,      -- method seconds / plain seconds, per image
+        method_seconds  REAL NOT NULL,
+        plain_seconds   REAL NOT NULL,
+        n               INTEGER NOT NULL,   -- (prompt, seed) pairs measured
+        created_at      REAL NOT NULL)"""
+
+    def equal_time(self, pair: str) -> dict | None:
+        """The time measurement kept for ``pair``, or None (a store without the table has none)."""
+        try:
+            row = self.db.execute("SELECT * FROM equal_time WHERE pair=?", (pair,)).fetchone()
+        except sqlite3.OperationalError:  # no such table: nothing measured yet
+            return None
+        return dict(row) if row is not None else None
+
+    def keep_equal_time(self, pair: str, ratio: float, method_seconds: float, plain_seconds: float, n: int) -> dict:
+        """Record a measurement unless one exists (a concurrent sweep's wins); the one kept."""
+        with self._tx():
+            self.db.execute(self._EQUAL_TIME)
+            self.db.execute("INSERT OR IGNORE INTO equal_time (pair, ratio, method_seconds, plain_seconds, n, "
+                            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            (pair, float(ratio), float(method_seconds), float(plain_seconds), int(n), time.time()))
+        return self.equal_time(pair)
 
 
 class _Transaction:
