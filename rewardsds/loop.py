@@ -180,8 +180,8 @@ def optimize(rep: Representation, guidance: Guidance, cfg: LoopConfig, generator
                     log.flush()
                 if out.rewards is not None:
                     bar.set_postfix(t=t, reward=f"{out.rewards.mean():.4g}")
-                if on_step is not None:
-                    on_step(rec)
+                if on_step is not None:  # live views (the app, diagnostics) also get the candidates' previews
+                    on_step({**rec, "previews": out.previews, "x0": views.x0.detach()})  # x0: model space
                 if cfg.frame_every and done % cfg.frame_every == 0:
                     add_frame()
                 if ckpt is not None and (done % cfg.checkpoint_interval == 0 or done == cfg.steps):

@@ -138,6 +138,7 @@ class GuidanceOutput:
     weights: torch.Tensor | None  # [B, N]
     prior_calls: int
     finite: bool
+    previews: torch.Tensor | None = None  # [B*N,3,H,W] in [0,1]: the scored candidates (row b*N + i)
 
 
 def sds_residual(cands: Candidates, scale: float) -> torch.Tensor:
@@ -247,9 +248,9 @@ class Guidance:
             case other:
                 raise ValueError(f"unknown method base {other!r}")
 
-        rewards = weights = None
+        rewards = weights = previews = None
         if use_reward:
-            rewards, weights, extra = self._rank(cands, emb_n, prompts, b, n, shared, generator)
+            rewards, weights, extra, previews = self._rank(cands, emb_n, prompts, b, n, shared, generator)
             calls += extra
             wts = weights.to(resid.device, resid.dtype)
         else:
@@ -262,11 +263,12 @@ class Guidance:
         grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
         if self.particle is not None:
             self.particle.train_step(x0.detach(), emb, generator)
-        return GuidanceOutput(surrogate(x0, grad), grad, t, rewards, weights, calls, finite)
+        return GuidanceOutput(surrogate(x0, grad), grad, t, rewards, weights, calls, finite, previews)
 
     def _rank(self, cands: Candidates, emb_n: TextEmbedding, prompts: list[str], b: int, n: int, shared: bool,
-              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Preview, decode and score the candidates; (rewards [B,N], weights [B,N], extra prior calls)."""
+              generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+        """Preview, decode and score the candidates; (rewards [B,N], weights [B,N], extra prior calls,
+        the decoded previews)."""
         c = self.cfg
         x0_hat, extra = preview(self.prior, cands, emb_n, c.denoise_steps, c.preview_cfg,
                                 schedule=c.preview_schedule)
@@ -280,7 +282,7 @@ class Guidance:
             weights = c.weighting(rewards.mean(0), generator).expand(b, n).clone()
         else:
             weights = torch.stack([c.weighting(r, generator) for r in rewards])
-        return rewards, weights, extra
+        return rewards, weights, extra, images
 
     def state_dict(self) -> dict:
         """What a checkpoint needs to continue exactly (VSD's particle model, optimiser, generator)."""
