@@ -96,8 +96,8 @@ class CommonConfig(DistillOptions):
     """continue the run in --out from its checkpoint (refused if the checkpoint is another run's)"""
     overwrite: bool = False
     """replace a finished or unfinished run already in --out (otherwise refused)"""
-    threads: int | None = None
-    """CPU threads for torch (default: the cores idle at start)"""
+    threads: int | Literal["auto"] | None = None
+    """CPU threads for torch: N, or auto (default: the cores idle at start; waiting threads sleep)"""
     allow_unknown_words: bool = False
     """embedded world: run even when the prompt has words outside the world's vocabulary"""
     progress: bool = True
@@ -298,7 +298,7 @@ def check_options(cfg: DistillOptions) -> None:
         check_float("vsd_lr", cfg.vsd_lr, 0.0, lo_open=True)
     for name in ("seed", "checkpoint_every", "batch", "threads"):
         value = getattr(cfg, name, None)
-        if value is None:
+        if value is None or (name == "threads" and value == "auto"):
             continue
         if name == "seed":
             check_seed(name, value)

@@ -2,25 +2,27 @@
 
 No fixed number is right. On a 2-core machine whose other core is busy, two OpenMP threads made
 the embedded-world `generate` 12-17x slower than one (every parallel region waits for the thread
-that shares its core with the other job); on an idle machine two are ~1.3x faster than one. So
-`auto` (the default) measures:
+that shares its core with the other job, while the waiting thread spins); on an idle machine two
+are ~1.3x faster than one. So `auto` (the default) does both of:
 
 * threads = the cores that are idle now: per-CPU idle time over ~0.15 s of /proc/stat, summed over
   the CPUs this process may run on (sched_getaffinity), a core counting when it is >= 75% idle;
   capped by the affinity count and a cgroup CPU quota; at least 1. Without /proc/stat (macOS,
   Windows): cpu_count - 1-minute load average. Any failure: 1 (slow by ~1.3x at worst, never 10x).
 * OpenMP threads that wait sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE, KMP_BLOCKTIME=0 for
-  Intel's runtime), so a job that starts competing for the cores later does not burn them. This
-  only works when set before the OpenMP runtime loads, i.e. before `import torch`.
+  Intel's runtime), so load that arrives after the measurement does not turn 2 threads into a 4x
+  slowdown. This only works when set before the OpenMP runtime loads, i.e. before `import torch`
+  (libgomp reads it once); explicit counts get it too. scripts/bench_threads.py measured, 30
+  steps on a shared 2-core machine: 2 spinning threads 97-299 s, 2 passive threads 31-70 s,
+  1 thread 47-64 s, auto (chose 1) 27-62 s.
 
 Precedence (the first that is set wins): an explicit `spec` (the `--threads` flag), then
 $REWARDSDS_THREADS (N or auto), then a user's $OMP_NUM_THREADS, then $MKL_NUM_THREADS, then the
 measurement. A wait policy the user exported (OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME) is
 left alone. The count chosen goes into OMP_NUM_THREADS/MKL_NUM_THREADS (read when torch loads) and
 into torch.set_num_threads if torch is already imported; RAYON_NUM_THREADS (Rust tokenizers) gets
-it too unless the user set it. Child processes inherit these; $REWARDSDS_THREADS_CHOSEN marks them
-as this module's choice, so a child running `auto` measures again instead of taking them as the
-user's.
+it too unless the user set it. Child processes inherit these; $REWARDSDS_THREADS_CHOSEN marks a
+count this module chose (not the user's), so a child running `auto` measures again.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ import time
 
 ENV = "REWARDSDS_THREADS"
 _MARK = "REWARDSDS_THREADS_CHOSEN"
+_POLICY_MARK = "REWARDSDS_WAIT_POLICY"
 MAX_THREADS = 1024
 IDLE_FRACTION = 0.75  # a core counts as idle when it was idle at least this fraction of the sample
 SAMPLE_S = 0.15
 
+_measured: tuple[int, int, float | None] | None = None  # (pid, threads, idle) of this process's measurement
 last_choice: dict = {}
 """How the last `configure_threads` call decided: threads, source, idle (measured idle cores, when
 measured), wait_policy. For config.json / summaries."""
@@ -157,13 +161,20 @@ def _read_proc_stat() -> dict[int, tuple[int, int]]:
         return parse_proc_stat(f.read())
 
 
-def measure_idle_cores(sample_s: float = SAMPLE_S) -> tuple[int, float | None]:
-    """(threads to use, measured idle cores or None): idle cores now, clamped to [1, allowed]."""
-    aff = _affinity()
+def allowed_cpus(aff: set[int] | None = None) -> int:
+    """CPUs this process may use: the affinity mask, capped by a cgroup quota (rounded up)."""
+    aff = _affinity() if aff is None else aff
     allowed = len(aff) if aff else (os.cpu_count() or 1)
     quota = _cgroup_cpus()
     if quota is not None:
         allowed = min(allowed, max(1, math.ceil(quota - 1e-9)))
+    return allowed
+
+
+def measure_idle_cores(sample_s: float = SAMPLE_S) -> tuple[int, float | None]:
+    """(threads to use, measured idle cores or None): idle cores now, clamped to [1, allowed]."""
+    aff = _affinity()
+    allowed = allowed_cpus(aff)
     idle: float | None
     try:
         before = _read_proc_stat()
@@ -209,12 +220,16 @@ def _openmp_loaded() -> bool:
 def _wait_policy() -> str:
     """Ask OpenMP waiters to sleep instead of spin, unless the user chose a policy. Before torch."""
     user = [k for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME") if k in os.environ]
+    if set(user) == {"OMP_WAIT_POLICY", "KMP_BLOCKTIME"} and os.environ.get(_POLICY_MARK) == "passive" \
+            and (os.environ["OMP_WAIT_POLICY"], os.environ["KMP_BLOCKTIME"]) == ("PASSIVE", "0"):
+        return "passive"  # set by this module (here or in a parent process)
     if user:
         return "user: " + ", ".join(f"{k}={os.environ[k]}" for k in user)
     if _openmp_loaded():
         return "default (OpenMP already loaded)"
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["KMP_BLOCKTIME"] = "0"
+    os.environ[_POLICY_MARK] = "passive"
     return "passive"
 
 
@@ -223,6 +238,7 @@ def configure_threads(spec: int | str | None = None) -> int:
 
     Call it first thing in a process, before `import torch` (the wait policy and the env-based
     count only reach OpenMP then; the count also works later through torch.set_num_threads).
+    Calling it again in the same process is cheap: auto measures once per process and reuses it.
     Raises ValueError only for an invalid explicit spec; everything else falls back to 1."""
     n = parse_threads(spec)
     source = "flag"
@@ -236,14 +252,23 @@ def configure_threads(spec: int | str | None = None) -> int:
         if n is None and os.environ.get("MKL_NUM_THREADS", "").strip() != (ours or "\0"):
             n, source = _env_count("MKL_NUM_THREADS"), "MKL_NUM_THREADS"
         if n is None:
-            n, idle = measure_idle_cores()
+            global _measured
+            if _measured and _measured[0] == os.getpid() and os.environ.get(_MARK) == str(_measured[1]):
+                n, idle = _measured[1], _measured[2]  # a second call in one process: same answer
+            else:
+                n, idle = measure_idle_cores()
+                _measured = (os.getpid(), n, idle)
             source = "auto"
     except Exception:  # noqa: BLE001 - choosing a thread count must never stop a command
         n, source = 1, "fallback"
     policy = "unchanged"
     try:
         policy = _wait_policy()
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = os.environ[_MARK] = str(n)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+        if source in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.pop(_MARK, None)  # the user's count: later calls and children keep it
+        else:
+            os.environ[_MARK] = str(n)
         os.environ.setdefault("RAYON_NUM_THREADS", str(n))
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -35,6 +36,8 @@ class EvalConfig:
     """seed of the bootstrap resampling (fixed, so the same scores always give the same CIs)"""
     batch_size: int = 32
     """images scored per metric call"""
+    threads: int | Literal["auto"] | None = None
+    """CPU threads for torch: N, or auto (default: the cores idle at start; waiting threads sleep)"""
 
 
 def check_eval(cfg: EvalConfig) -> None:

@@ -41,6 +41,8 @@ class ReportConfig:
     ci_seed: int = 0
     """seeds the bootstrap (the same seed gives the same intervals)"""
     title: str | None = None
+    threads: int | Literal["auto"] | None = None
+    """CPU threads for torch (bootstrap and image work): N, or auto (default: the cores idle at start)"""
 
 
 def check_report(cfg: ReportConfig) -> None:

@@ -42,6 +42,9 @@ class SweepConfig(DistillOptions):
     lease_s: float = 1800.0
     """a 'running' row whose driver stopped renewing it for this long is taken over by another sweep"""
     progress: bool = True
+    """show a progress bar"""
+    threads: int | Literal["auto"] | None = None
+    """CPU threads of the driver (each worker runs one run on 1 thread; --workers sets how many run at once)"""
     equal_time_of: RewardMethod | None = None
     """also run the equal-time control of this reward-* method: its plain method (sds for reward-sds)
     with --steps scaled by the ratio of their seconds per image, measured on this sweep's runs of both
