@@ -38,6 +38,8 @@ BAD = {
     "out is a folder": (["--out", "folder"], "--out"),
     "out under a file": (["--out", "a_file/figures.json"], "--out"),
     "samples png is a folder": (["--samples-png", "folder"], "--samples-png"),
+    "prior is not a prior folder": (["--prior", "folder"], "--prior"),
+    "prior does not exist": (["--prior", "no_such_prior"], "--prior"),
 }
 
 
@@ -57,3 +59,11 @@ def test_check_inputs_accepts_the_defaults():
     evaluate.check_inputs(evaluate.WorldEvalConfig())
     with pytest.raises(ValueError, match="--parts"):
         evaluate.check_inputs(evaluate.WorldEvalConfig(parts=()))
+
+
+def test_bad_prior_folder_is_a_value_error(tmp_path):
+    (tmp_path / "model_index.json").write_text("{}")  # no unet/
+    with pytest.raises(ValueError, match="--prior .* unet/"):
+        evaluate.check_inputs(evaluate.WorldEvalConfig(prior=tmp_path))
+    (tmp_path / "unet").mkdir()
+    evaluate.check_inputs(evaluate.WorldEvalConfig(prior=tmp_path))  # the layout is enough to pass

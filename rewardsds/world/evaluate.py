@@ -1,5 +1,8 @@
 """`rewardsds world-eval`: the embedded world's quality figures, from the shipped weights.
 
+The prior part can grade another prior folder of the same layout (``--prior``, e.g. a retrained one);
+the CLIP and aesthetic parts always use the shipped weights.
+
 1. prior: DDIM samples (<= 50 steps, CFG) of fresh captions, graded by the exact judge - single
    objects, two objects with a spatial relation, held-out colour-shape pairs - and background
    cleanliness (std of background pixels, and their mean distance to the true background colour)
@@ -17,13 +20,15 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from .judge import judge, label_pixels
+from .paths import prior_dir
 from .scenes import BACKGROUND, Scene, render, sample_scene
 
 PARTS: tuple[str, ...] = ("prior", "clip", "aesthetic")
@@ -41,6 +46,7 @@ class WorldEvalConfig:
     cfg: float = 4.0
     """classifier-free guidance scale of the prior samples (finite, >= 0)"""
     seed: int = 0
+    """seeds the captions and the samplers' noise"""
     batch: int = 50
     """prior samples per forward pass"""
     parts: tuple[str, ...] = PARTS
@@ -49,6 +55,10 @@ class WorldEvalConfig:
     """also write the figures as JSON here"""
     samples_png: Path | None = None
     """save a grid of the first prior samples here"""
+    prior: Path = field(default_factory=prior_dir)
+    """the prior folder the prior part grades (model_index.json, unet/, ...; default: the shipped one)"""
+    threads: int | Literal["auto"] | None = None
+    """CPU threads for torch: N, or auto (default: the cores idle at start; waiting threads sleep)"""
 
 
 def check_inputs(cfg: WorldEvalConfig) -> None:
@@ -71,6 +81,21 @@ def check_inputs(cfg: WorldEvalConfig) -> None:
     for flag, path in (("--out", cfg.out), ("--samples-png", cfg.samples_png)):
         if path is not None:
             _check_output_file(flag, Path(path))
+    _check_prior_folder(Path(cfg.prior))
+
+
+def _check_prior_folder(path: Path) -> None:
+    """--prior must be a diffusers prior folder. The shipped default is left to `_missing_weights`, whose
+    message says how to get it back."""
+    if path.resolve() == prior_dir().resolve():
+        return
+    if not path.is_dir():
+        raise ValueError(f"--prior {str(path)!r} is not a folder; give a prior folder "
+                         "(model_index.json, unet/, text_encoder/, tokenizer/, scheduler/)")
+    missing = [n for n, ok in (("model_index.json", (path / "model_index.json").is_file()),
+                               ("unet/", (path / "unet").is_dir())) if not ok]
+    if missing:
+        raise ValueError(f"--prior {str(path)!r} is not a prior folder: it has no {' and no '.join(missing)}")
 
 
 def _check_output_file(flag: str, path: Path) -> None:
@@ -83,10 +108,10 @@ def _check_output_file(flag: str, path: Path) -> None:
             break
 
 
-def _missing_weights(parts: tuple[str, ...]) -> str | None:
-    from .paths import aesthetic_dir, clip_dir, prior_dir
+def _missing_weights(parts: tuple[str, ...], prior: Path | None = None) -> str | None:
+    from .paths import aesthetic_dir, clip_dir
 
-    needed = {"prior": prior_dir() / "model_index.json", "clip": clip_dir() / "config.json",
+    needed = {"prior": Path(prior or prior_dir()) / "model_index.json", "clip": clip_dir() / "config.json",
               "aesthetic": aesthetic_dir() / "head.safetensors"}
     for part in PARTS:
         if part in parts and not needed[part].is_file():
@@ -187,16 +212,15 @@ def run_world_eval(cfg: WorldEvalConfig) -> dict:
         check_inputs(cfg)
     except ValueError as e:
         raise UserError(str(e)) from e
-    missing = _missing_weights(cfg.parts)
+    missing = _missing_weights(cfg.parts, cfg.prior)
     if missing:
         raise UserError(missing)
     t0 = time.time()
     results: dict = {"config": {k: str(v) for k, v in vars(cfg).items()}}
     if "prior" in cfg.parts:
         from ..priors.diffusers_prior import DiffusersPrior
-        from .paths import prior_dir
 
-        prior = DiffusersPrior.from_pretrained(prior_dir())
+        prior = DiffusersPrior.from_pretrained(str(cfg.prior))
         results["prior"] = eval_prior(cfg, prior)
         for kind, f in results["prior"].items():
             print(f"prior {kind:9s} judge accuracy {_fmt(f['judge_accuracy'], '.3f')}"

@@ -3,6 +3,13 @@
     python -m rewardsds.world.train.prior --clip rewardsds/world/weights/clip \
         --out rewardsds/world/weights/prior
 
+Continued training from an existing prior folder (``--init``): its unet weights start both the model
+and the EMA, its text_encoder/ and tokenizer/ are reused (still frozen), and a fresh AdamW + warm-up +
+cosine schedule spans the new ``--steps``; pass a new ``--seed`` so the batches differ from the first run:
+
+    python -m rewardsds.world.train.prior --init rewardsds/world/weights/prior --seed 1 --lr 2e-4 \
+        --warmup 50 --steps 1200 --work runs/world/prior_ft --out runs/world/prior_ft/weights
+
 Small-model choices (why): v-prediction with the cosine schedule (Salimans & Ho 2022; Nichol &
 Dhariwal 2021) - better-conditioned targets at 32x32 than epsilon; min-SNR-5 loss weighting (Hang et
 al. 2023) - faster convergence; EMA weights shipped; 10% caption dropout for classifier-free
@@ -15,6 +22,8 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +57,28 @@ class PriorTrainConfig(common.TrainConfig):
     export_only: bool = False
     stop_at: int = 0
     """stop (and export) after this step, keeping the learning-rate schedule of --steps; 0 = off"""
+    warmup: int = 200
+    """linear learning-rate warm-up steps before the cosine decay over --steps"""
+    init: Path | None = None
+    """continue training from this prior folder (model_index.json, unet/, text_encoder/, tokenizer/):
+    its unet starts the model and the EMA, its text encoder and tokenizer are used (--clip is ignored);
+    the optimiser and the schedule start afresh. A checkpoint in --work still takes precedence (resume).
+    The EMA decay carries on from the init folder's step count (its training_record.json's steps_done),
+    so the EMA averages over the same horizon as at the end of the first run."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        if self.init is not None:
+            self.init = Path(self.init)
+            missing = [n for n in ("model_index.json", "unet", "text_encoder", "tokenizer")
+                       if not (self.init / n).exists()]
+            if missing:
+                raise ValueError(f"--init {str(self.init)!r} is not a prior folder: missing {', '.join(missing)}")
+            if Path(self.out).resolve() == self.init.resolve():
+                raise ValueError(f"--out must differ from --init ({str(self.init)!r}): never overwrite the "
+                                 "weights a run starts from")
         if not (0 <= self.ema < 1 and 0 <= self.uncond_prob <= 1):
             raise ValueError(f"ema must be in [0, 1) and uncond_prob in [0, 1], got {self.ema}, {self.uncond_prob}")
         if self.stop_at < 0:
@@ -81,6 +109,47 @@ def load_text_tower(clip_dir: Path):
     return CLIPTextModel.from_pretrained(clip_dir).eval().requires_grad_(False)
 
 
+def _command() -> str:
+    """The exact command line of this run."""
+    return shlex.join(["python", "-m", "rewardsds.world.train.prior", *sys.argv[1:]])
+
+
+def _history(cfg: PriorTrainConfig, start: int) -> list[str]:
+    """One line per launch in --work (work/history.json), this one appended."""
+    path = Path(cfg.work) / "history.json"
+    history = json.loads(path.read_text()) if path.exists() else []
+    history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {_command()} (threads {torch.get_num_threads()}, "
+                   f"{'resumed at step ' + str(start) if start else 'from step 0'})")
+    Path(cfg.work).mkdir(parents=True, exist_ok=True)
+    common.atomic_write_text(path, json.dumps(history, indent=2) + "\n")
+    return history
+
+
+def _init_steps(init: Path | None) -> int:
+    """Steps the --init prior was trained for (0 without --init or without a record)."""
+    rec_path = Path(init) / "training_record.json" if init is not None else None
+    if rec_path is None or not rec_path.exists():
+        return 0
+    return int(json.loads(rec_path.read_text()).get("steps_done") or 0)
+
+
+def ema_decay(cfg: PriorTrainConfig, step: int, offset: int = 0) -> float:
+    """The EMA warm-up min(ema, (1 + k) / (10 + k)), k counted from the first run's step 0: from --init,
+    k = init steps + step, so the EMA keeps the horizon it had (about 150 steps at k = 1300) instead of
+    restarting its warm-up (which would let it follow the first noisy steps) or jumping to the full 0.999
+    (a 1000-step horizon: a short continued run would barely move the exported weights)."""
+    k = offset + step
+    return min(cfg.ema, (1 + k) / (10 + k))
+
+
+def _init_record(init: Path) -> dict:
+    """What the --init folder's own training record says (steps, loss, command, history)."""
+    rec_path = Path(init) / "training_record.json"
+    rec = json.loads(rec_path.read_text()) if rec_path.exists() else {}
+    return {"folder": str(init), **{k: rec[k] for k in ("command", "steps_done", "final_loss", "seconds_total",
+                                                         "history", "text_encoder") if k in rec}}
+
+
 class _Encoder:
     """Frozen text encoder with a per-caption cache (the grammar has few distinct captions)."""
 
@@ -98,7 +167,8 @@ class _Encoder:
         return torch.stack([self.cache[c] for c in captions])
 
 
-def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[float], seconds: float):
+def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[float], seconds: float,
+           history: list[str] | None = None):
     from diffusers import DDIMScheduler
 
     out = cfg.out
@@ -110,10 +180,17 @@ def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[f
         "_class_name": WORLD_FAMILY, "unet": ["diffusers", "UNet2DConditionModel"],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "AutoTokenizer"],
         "scheduler": ["diffusers", "DDIMScheduler"], "vae": None}, indent=2) + "\n")
-    common.write_record(out / "training_record.json", cfg, f"python -m rewardsds.world.train.prior --steps {cfg.steps}",
+    extra = {"history": history} if history else {}
+    if cfg.init is not None:
+        extra["init"] = _init_record(cfg.init)
+        extra["ema_step_offset"] = _init_steps(cfg.init)
+        extra["note"] = ("continued training: steps_done counts the steps of this run only, on top of the "
+                         "init folder's own steps")
+    common.write_record(out / "training_record.json", cfg, _command(),
                         steps_done=step, seconds_last_run=round(seconds),
                         final_loss=float(np.mean(losses[-100:])) if losses else None,
-                        parameters=sum(p.numel() for p in ema_unet.parameters()))
+                        final_loss_steps=min(100, len(losses)),
+                        parameters=sum(p.numel() for p in ema_unet.parameters()), **extra)
 
 
 def main(cfg: PriorTrainConfig) -> None:
@@ -121,17 +198,26 @@ def main(cfg: PriorTrainConfig) -> None:
     from transformers import AutoTokenizer
 
     common.setup(cfg)
-    tok = AutoTokenizer.from_pretrained(cfg.clip)
-    text = load_text_tower(cfg.clip)
+    if cfg.init is not None:  # continued training: the init folder's frozen text encoder, its unet
+        tok = AutoTokenizer.from_pretrained(cfg.init / "tokenizer")
+        text = load_text_tower(cfg.init / "text_encoder")
+        unet = UNet2DConditionModel.from_pretrained(cfg.init / "unet")
+        if unet.config.sample_size != cfg.image_size:
+            raise ValueError(f"--init unet was trained at {unet.config.sample_size}px, --image-size is "
+                             f"{cfg.image_size}")
+        unet.train()
+    else:
+        tok = AutoTokenizer.from_pretrained(cfg.clip)
+        text = load_text_tower(cfg.clip)
+        unet = UNet2DConditionModel(**unet_config(cfg.image_size, text.config.hidden_size))
     encode = _Encoder(tok, text)
-    unet = UNet2DConditionModel(**unet_config(cfg.image_size, text.config.hidden_size))
     ema = copy.deepcopy(unet).requires_grad_(False)
     noise_sched = DDPMScheduler.from_config(scheduler_config())  # from_config ignores DDIM-only keys
     ac = noise_sched.alphas_cumprod
     snr = ac / (1 - ac)
     loss_weight = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 for v-prediction
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = common.warmup_cosine(opt, 200, cfg.steps)
+    sched = common.warmup_cosine(opt, cfg.warmup, cfg.steps)
     start, extra = common.load_checkpoint(cfg.checkpoint, unet, opt, sched)
     if start:
         ema.load_state_dict(extra["ema"])
@@ -139,6 +225,8 @@ def main(cfg: PriorTrainConfig) -> None:
     if cfg.export_only:
         export(cfg, ema, text, tok, start, losses, 0.0)
         return
+    history = _history(cfg, start)
+    ema_offset = _init_steps(cfg.init)
     for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="prior"):
         seed = common.seed_for_step(cfg.seed, step)
         images, captions, _ = sample_batch(seed, cfg.batch, cfg.image_size)
@@ -157,7 +245,7 @@ def main(cfg: PriorTrainConfig) -> None:
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         sched.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))
+        decay = ema_decay(cfg, step, ema_offset)
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.lerp_(p, 1 - decay)
@@ -169,7 +257,7 @@ def main(cfg: PriorTrainConfig) -> None:
             tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f} ({time.time() - t0:.0f}s)")
         if stop:
             break
-    export(cfg, ema, text, tok, done, losses, time.time() - t0)
+    export(cfg, ema, text, tok, done, losses, time.time() - t0, history)
 
 
 if __name__ == "__main__":
