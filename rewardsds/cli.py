@@ -27,6 +27,7 @@ commands:
   sweep PROMPTS_FILE       every prompt x --methods x --seeds in parallel (local processes or --ray); resumable
   eval SWEEP_DIR           score a sweep's images (--metrics judge,world-clip,...): means, CIs, paired diffs
   report SWEEP_DIR         one self-contained HTML page: tables, gallery, curves, cost vs quality
+  app                      a local web page that runs generate/compare/edit/gen3d live (needs rewardsds[app])
 
 presets (generate/edit/gen3d/sweep): paper-full (N=10, S=15, K=all), paper-small (N=2, S=1, K=10%),
   sds (plain SDS), fast (N=2, 100 steps)
@@ -82,9 +83,15 @@ def _report():
     return ReportConfig, run_report
 
 
+def _app():
+    from .app import AppConfig, run_app
+
+    return AppConfig, run_app
+
+
 # Each entry imports only its own command's modules, so `rewardsds X --help` loads X alone.
 COMMANDS = {"generate": _generate, "edit": _edit, "gen3d": _gen3d, "world-eval": _world_eval, "sweep": _sweep,
-            "eval": _eval, "report": _report}
+            "eval": _eval, "report": _report, "app": _app}
 DISTILL_COMMANDS = ("generate", "edit", "gen3d")
 
 
@@ -125,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .threads import configure_threads, threads_from_argv
 
-    try:  # OpenMP settings must precede torch's import (below); a bad value is reported by the command
+    try:  # OpenMP settings must precede torch's import (below), so --threads is read from argv here
         configure_threads(threads_from_argv(rest))
-    except ValueError:
-        pass
+    except ValueError as e:
+        print(f"rewardsds {name}: error: {e}", file=sys.stderr)
+        return 2
 
     import tyro
 

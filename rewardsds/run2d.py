@@ -89,8 +89,8 @@ def _run(s: Session, prompts: list[str], x0: torch.Tensor, guidance, on_step=Non
     return result, round(time.time() - t0, 2)
 
 
-def run_generate(cfg: GenerateConfig, on_step=None) -> dict:
-    s = prepare(cfg, check_generate)
+def run_generate(cfg: GenerateConfig, on_step=None, models=None) -> dict:
+    s = prepare(cfg, check_generate, models)
     cfg = s.cfg
     image = load_image(cfg.init_image, s.prior.image_size) if cfg.init == "image" else None
     x0 = init_image(s.prior, cfg.init, cfg.batch, s.generator, image=image)
@@ -100,8 +100,8 @@ def run_generate(cfg: GenerateConfig, on_step=None) -> dict:
     return _finish(s, result, prompts, {"wall_seconds": wall})
 
 
-def run_edit(cfg: EditConfig, on_step=None) -> dict:
-    s = prepare(cfg, check_edit)
+def run_edit(cfg: EditConfig, on_step=None, models=None) -> dict:
+    s = prepare(cfg, check_edit, models)
     cfg = s.cfg
     image = load_image(cfg.image, s.prior.image_size)
     source = init_image(s.prior, "image", 1, s.generator, image=image)

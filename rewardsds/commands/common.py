@@ -49,10 +49,12 @@ def checked(fn: Callable, *args):
         raise UserError(str(e)) from e
 
 
-def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]]) -> Session:
+def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]], models=None) -> Session:
     """Check `cfg` with `check` (-> resolved cfg, GuidanceConfig, LoopConfig), then set up everything
     in the order that fails cheapest first: the prior and reward load only after every option is
-    known good, and the run folder is created only once the prompts and models are."""
+    known good, and the run folder is created only once the prompts and models are. `models` (the
+    app's `ModelCache`: `load_prior(spec, device)` -> (prior, path), `load_reward(spec, device)`) loads
+    them instead of `load_prior` / `load_reward_model`, so a long-lived caller loads each model once."""
     from ..config import reward_notes, run_id
     from ..threads import configure_threads
 
@@ -63,14 +65,14 @@ def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]]) -> Ses
     check_out(cfg.out, cfg.resume, cfg.overwrite)
     generator = torch.Generator().manual_seed(cfg.seed)  # before anything random
     torch.manual_seed(cfg.seed)
-    prior, prior_path = load_prior(cfg.prior, device)
+    prior, prior_path = (models.load_prior if models is not None else load_prior)(cfg.prior, device)
     for what, text in cfg.prompt_texts().items():
         check_prompt(prior, text, what, allow_unknown=cfg.allow_unknown_words)
     reward = None
     if gcfg.uses_reward:
         for line in reward_notes(cfg.prior, requested_reward):  # the fallback taken, or a world reward on SD
             print(line, file=sys.stderr)
-        reward = load_reward_model(cfg.reward, device)
+        reward = (models.load_reward if models is not None else load_reward_model)(cfg.reward, device)
     out = prepare_out(cfg.out, cfg.resume, cfg.overwrite)  # only now: a refused run leaves no folder
     media.save_json(out / "config.json", {**dataclasses.asdict(cfg), "resolved_prior_path": prior_path,
                                           "threads_used": threads})
