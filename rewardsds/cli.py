@@ -22,7 +22,7 @@ Reward-aligned score distillation (RewardSDS, RewardVSD, RewardDDS, SDS-Bridge).
 commands:
   generate PROMPT          text-to-image distillation (default: RewardSDS on the embedded world, CPU)
   edit IMAGE               2D editing with --source/--target prompts (default: RewardDDS)
-  gen3d PROMPT             text-to-3D into a radiance field (turntable video + mesh)
+  gen3d PROMPT             text-to-3D into a radiance field or Gaussian splats (turntable video + mesh)
   world-eval               quality figures of the embedded world's shipped models
   sweep PROMPTS_FILE       every prompt x --methods x --seeds in parallel (local processes or --ray); resumable
   eval SWEEP_DIR           score a sweep's images (--metrics judge,world-clip,...): means, CIs, paired diffs

@@ -23,13 +23,15 @@ from .losses import GuidanceConfig, TextMethod
 from .render import CameraRanges
 from .representations.field import FieldConfig
 from .representations.field_scene import RenderConfig, ViewConfig
+from .representations.gaussians import GaussianConfig
 from .sweep.checks import check_float, check_int
 from .world.scenes import BACKGROUND as WORLD_BACKGROUND
 
 
 @dataclass
 class Gen3DConfig(CommonConfig):
-    """Text-to-3D: distil a radiance field of PROMPT (turntable video, view grid, .obj/.glb mesh)."""
+    """Text-to-3D: distil a radiance field (or 3D Gaussians) of PROMPT (turntable video, view grid, .obj/.glb
+    mesh; .ply for Gaussians)."""
 
     prompt: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="PROMPT")] = tyro.MISSING
     """what the object should be"""
@@ -63,8 +65,12 @@ class Gen3DConfig(CommonConfig):
     """stratified samples per ray"""
     cameras: CameraRanges = CameraRanges()
     """ranges that training cameras are drawn from"""
+    representation: Literal["field", "gaussians"] = "field"
+    """what is optimised: a radiance field (grids + MLP, volume rendered) or 3D Gaussians (splatted)"""
     grid: FieldConfig = FieldConfig()
     """the radiance field's feature grids and decoder"""
+    gaussians: GaussianConfig = GaussianConfig()
+    """--representation gaussians: initialisation, per-attribute learning rates, densification, rasteriser"""
     background: Literal["auto", "learned", "random", "solid"] = "auto"
     """auto: solid world backdrop for the world prior, learned (an MLP of the direction) otherwise"""
     background_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -131,6 +137,13 @@ def check_gen3d(cfg: Gen3DConfig) -> None:
         raise ValueError(f"need {len(cfg.render_resolutions) - 1} increasing milestones in (0, 1) for "
                          f"{len(cfg.render_resolutions)} render resolutions; got {tuple(ms)}")
     check_float("shading_prob", cfg.shading_prob, 0.0, 1.0)
+    if cfg.representation not in ("field", "gaussians"):
+        raise ValueError(f"unknown representation {cfg.representation!r}; expected field or gaussians")
+    if cfg.representation == "gaussians":
+        if cfg.shading_prob:
+            raise ValueError("--shading-prob needs normals from a density: the Gaussians render albedo only (use 0)")
+        if cfg.gaussians.backend == "gsplat" and importlib.util.find_spec("gsplat") is None:
+            raise ValueError("--gaussians.backend gsplat needs gsplat: pip install 'rewardsds[gsplat]' (CUDA)")
     check_float("opacity_reg", cfg.opacity_reg, 0.0)
     check_float("decoder_lr_scale", cfg.decoder_lr_scale, 0.0, lo_open=True)
     for c in cfg.background_color:

@@ -1,10 +1,15 @@
-"""Exports of a radiance field: a coloured mesh (.obj / .glb), a turntable video, a grid of views.
+"""Exports of a radiance field or a Gaussian set: a coloured mesh (.obj / .glb), a turntable video, a grid of
+views, and for Gaussians a standard 3DGS .ply.
 
 Mesh: marching cubes (Lorensen & Cline 1987; `skimage.measure.marching_cubes`) on the density sampled
 over a resolution^3 lattice spanning the scene box, at the iso-level `level` (default: the mean
 density of the lattice, threestudio's "auto" threshold); each vertex takes the field's colour there.
 Every file is written atomically: into a temporary file in the same folder, then `os.replace`d, so a
 reader never sees half a file. trimesh, scikit-image, imageio and PIL are imported inside functions.
+
+Renders go through the renderer's call (`VolumeRenderer` or `render.splat.SplatRenderer`, same signature),
+so turntables and view grids take either; only the mesh (a density callable) and the .ply dispatch on the
+representation.
 """
 
 from __future__ import annotations
@@ -84,7 +89,10 @@ def load_mesh(path: str | os.PathLike):
 # --- renders ---------------------------------------------------------------------------------------
 
 def eval_renderer(renderer: VolumeRenderer, n_samples: int | None = None) -> VolumeRenderer:
-    """The same renderer (background and shader shared) with deterministic mid-bin samples."""
+    """The same renderer (background and shader shared) with deterministic mid-bin samples; any other
+    renderer (a splat rasteriser, deterministic already) is returned as it is."""
+    if not isinstance(renderer, VolumeRenderer):
+        return renderer
     s = renderer.sampler
     sampler = dataclasses.replace(s, stratified=False, n_samples=n_samples or s.n_samples)
     return VolumeRenderer(sampler, renderer.background, renderer.shader, renderer.chunk)
@@ -151,19 +159,82 @@ def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
 
 def export_field(field: FieldFn, renderer: VolumeRenderer, out_dir: str | os.PathLike, resolution: int = 128,
                  n_frames: int = 60, mesh_resolution: int = 64, level: float | None = None,
-                 fps: int = 24) -> dict[str, Path]:
+                 fps: int = 24, mesh_field: FieldFn | None = None) -> dict[str, Path]:
     """Everything at the end of a run: turntable.mp4 (or .gif), views.png, mesh.obj and mesh.glb.
-    A field with no surface at the level gets no mesh (the other files are still written)."""
+    A field with no surface at the level gets no mesh (the other files are still written). `mesh_field`
+    (default: `field` itself) is the point-query (density, rgb) the mesh is extracted from."""
     out_dir = Path(out_dir)
     files = {"turntable": save_video(render_turntable(field, renderer, n_frames, resolution),
                                      out_dir / "turntable.mp4", fps),
              "views": save_image(image_grid(render_views(field, renderer, resolution=resolution), ncols=4),
                                  out_dir / "views.png")}
     try:
-        mesh = extract_mesh(field, mesh_resolution, level)
+        mf = field if mesh_field is None else mesh_field
+        mesh = extract_mesh(mf, mesh_resolution, level, bound=getattr(mf, "bound", None) or _bound(field, None))
     except ValueError as e:
         warnings.warn(f"no mesh exported: {e}", stacklevel=2)
         return files
     files["obj"] = save_mesh(mesh, out_dir / "mesh.obj")
     files["glb"] = save_mesh(mesh, out_dir / "mesh.glb")
     return files
+
+
+# --- Gaussians ---------------------------------------------------------------------------------------
+
+PLY_PROPERTIES = ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+                  "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
+"""The vertex layout of 3DGS's `save_ply` at SH degree 0 (no f_rest): raw parameters, i.e. log-scales, the
+opacity logit, the unnormalised quaternion (w, x, y, z) and the SH DC coefficients; normals are zeros.
+Common viewers (SIBR, SuperSplat, antimatter15/splat, gsplat.js) read it."""
+
+
+def save_ply(path: str | os.PathLike, gaussians) -> Path:
+    """A binary little-endian .ply of a `GaussianModel` (float32 properties `PLY_PROPERTIES`)."""
+    cols = [gaussians.means, torch.zeros_like(gaussians.means), gaussians.sh_dc, gaussians.opacity_logits[:, None],
+            gaussians.log_scales, gaussians.quats]
+    data = torch.cat([c.detach().float().cpu() for c in cols], 1).numpy().astype("<f4")
+    header = "ply\nformat binary_little_endian 1.0\n" + f"element vertex {data.shape[0]}\n" + "".join(
+        f"property float {name}\n" for name in PLY_PROPERTIES) + "end_header\n"
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(header.encode("ascii"))
+        f.write(np.ascontiguousarray(data).tobytes())
+    return path
+
+
+def load_ply(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The float32 vertex properties of a binary little-endian .ply, by name (enough to read `save_ply`'s
+    files and 3DGS's own)."""
+    raw = Path(path).read_bytes()
+    end = raw.find(b"end_header\n")
+    if not raw.startswith(b"ply\n") or end < 0:
+        raise ValueError(f"{str(path)!r} is not a PLY file")
+    lines = raw[:end].decode("ascii").splitlines()
+    if "format binary_little_endian 1.0" not in lines:
+        raise ValueError(f"{str(path)!r}: only binary little-endian PLY files are read")
+    n = next(int(ln.split()[2]) for ln in lines if ln.startswith("element vertex"))
+    names = [ln.split()[2] for ln in lines if ln.startswith("property float")]
+    if len(names) != sum(ln.startswith("property") for ln in lines):
+        raise ValueError(f"{str(path)!r}: only float vertex properties are read")
+    data = np.frombuffer(raw, dtype="<f4", count=n * len(names), offset=end + len(b"end_header\n"))
+    data = data.reshape(n, len(names))
+    return {name: data[:, i] for i, name in enumerate(names)}
+
+
+def export_gaussians(gaussians, renderer, out_dir: str | os.PathLike, resolution: int = 128, n_frames: int = 60,
+                     mesh_resolution: int = 64, level: float | None = None, fps: int = 24) -> dict[str, Path]:
+    """`export_field`'s files for a `GaussianModel` (turntable and views through `renderer`, a `SplatRenderer`;
+    the mesh from the Gaussians' summed densities, `GaussianModel.field_fn`) plus gaussians.ply."""
+    files = export_field(gaussians, renderer, out_dir, resolution, n_frames, mesh_resolution, level, fps,
+                         mesh_field=_GaussianDensity(gaussians))
+    return {"ply": save_ply(Path(out_dir) / "gaussians.ply", gaussians), **files}
+
+
+class _GaussianDensity:
+    """A Gaussian set as the point-query `(density, rgb)` that `extract_mesh` samples."""
+
+    def __init__(self, gaussians) -> None:
+        self.gaussians, self.bound = gaussians, gaussians.bound
+
+    def __call__(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gaussians.field_fn(points)
