@@ -46,6 +46,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
+PARTS = ("prior", "renders", "runs")
 T_BINS = ((0, 300, "t<300"), (300, 600, "300<=t<600"), (600, 1001, "t>=600"))
 STEP_BINS = ((0, 25, "steps 0-24"), (25, 75, "steps 25-74"), (75, 10**9, "steps 75+"))
 OBJECT_FACTS = ("object0.colour", "object0.shape", "object1.colour", "object1.shape")
@@ -328,7 +329,13 @@ def measure_run(prior, clip, reward_model, prompt: str, method: str, seed: int, 
                 "frac_distinct": float(np.mean([j.distinct for j in js])),
                 "any_distinct": any(j.distinct for j in js),
                 "frac_twin": float(np.mean([j.cls == "twin" for j in js])),
-                "classes": [j.cls for j in js],
+                "classes": [j.cls for j in js], "top": top, "bottom": bottom,
+                "rewards": [round(float(x), 3) for x in rewards],
+                # the reward's pick when some previews show both objects and others do not
+                "top_distinct_when_mixed": (bool(js[top].distinct)
+                                            if 0 < sum(j.distinct for j in js) < len(js) else None),
+                "chance_distinct_when_mixed": (float(np.mean([j.distinct for j in js]))
+                                               if 0 < sum(j.distinct for j in js) < len(js) else None),
                 "frac_objects_ok": float(np.mean([j.objects_ok for j in js])),
                 "rms": mean_pairwise_rms(prev.numpy()), "distinct": n_distinct([j.facts for j in js]),
                 "rank": ranking_outcome(js[top].right, js[bottom].right),
@@ -362,8 +369,17 @@ def measure_run(prior, clip, reward_model, prompt: str, method: str, seed: int, 
                                         "lr": cfg.lr, "reward": cfg.reward}}
 
 
+def twins(scene):
+    """The two 'twin' images of a two-object scene: one object drawn at both positions (the other absent)."""
+    a, b = scene.objects
+    return (replace(scene, objects=(a, replace(a, cx=b.cx, cy=b.cy))),
+            replace(scene, objects=(replace(b, cx=a.cx, cy=a.cy), b)))
+
+
 def measure_clean(clip, prompts: list[str], renders: int, seed: int) -> dict:
-    """world-clip's true-vs-swapped preference on clean (and blurred) renders of each caption's scenes."""
+    """world-clip on clean (and blurred) renders of each caption's scenes: the caption against its
+    relation-swapped caption (on the render and on the swapped render), and the true render against
+    its two twins (one object drawn twice) under the caption."""
     import torch
 
     from rewardsds.world.degrade import degrade
@@ -374,14 +390,16 @@ def measure_clean(clip, prompts: list[str], renders: int, seed: int) -> dict:
     rng = random.Random(seed)
     g = torch.Generator().manual_seed(seed)
     rows: dict[str, list] = {}
-    judge_ok = []
-    gaps = []
+    judge_ok, gaps, twin_gaps = [], [], []
+    twin_rows: dict[str, list] = {}
     for p in prompts:
         scenes = [scene_for(p, rng) for _ in range(renders)]
         swap = swapped(scenes[0]).caption()
         true_img = torch.from_numpy(np.stack([render(s).transpose(2, 0, 1) for s in scenes]))
         swap_img = torch.from_numpy(np.stack([render(swapped(s)).transpose(2, 0, 1) for s in scenes]))
         judge_ok += [judge(im.numpy(), p).all_correct for im in true_img]
+        twin_img = [torch.from_numpy(np.stack([render(twins(s)[k]).transpose(2, 0, 1) for s in scenes]))
+                    for k in (0, 1)]
         for sev in (0.0, 0.3, 0.6, 1.0):
             a = true_img if sev == 0 else degrade(true_img, "blur", torch.full((renders,), sev), g)
             b = swap_img if sev == 0 else degrade(swap_img, "blur", torch.full((renders,), sev), g)
@@ -389,10 +407,16 @@ def measure_clean(clip, prompts: list[str], renders: int, seed: int) -> dict:
             tb, sb = clip(b, [p] * renders), clip(b, [swap] * renders)
             wins = torch.cat([(ta > sa), (sb > tb)]).float().mean().item()
             rows.setdefault(f"blur {sev:g}", []).append(wins)
+            tw = [clip(x if sev == 0 else degrade(x, "blur", torch.full((renders,), sev), g), [p] * renders)
+                  for x in twin_img]
+            twin_rows.setdefault(f"blur {sev:g}", []).append(torch.cat([ta > t for t in tw]).float().mean().item())
             if sev == 0:
                 gaps += (ta - sa).abs().tolist() + (tb - sb).abs().tolist()
-    return {"per_prompt": rows, "judge_all_correct_on_renders": float(np.mean(judge_ok)),
-            "gap_true_swap_clean": float(np.mean(gaps))}
+                twin_gaps += torch.cat([ta - t for t in tw]).tolist()
+    return {"per_prompt": rows, "twin_per_prompt": twin_rows,
+            "judge_all_correct_on_renders": float(np.mean(judge_ok)),
+            "gap_true_swap_clean": float(np.mean(gaps)), "gap_true_minus_twin_clean": float(np.mean(twin_gaps)),
+            "gap_true_minus_twin_clean_min": float(np.min(twin_gaps))}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -436,6 +460,10 @@ def candidate_stats(runs: list[dict]) -> dict:
             "steps where previews disagree on relation": len(split) / len(group),
             "top has relation right | disagree": mean_or_nan(r["top_rel_when_split"] for r in split),
             "  chance (random pick) | disagree": mean_or_nan(r["chance_rel_when_split"] for r in split),
+            "steps where some previews show both objects, some not": mean_or_nan(
+                r["top_distinct_when_mixed"] is not None for r in group),
+            "top shows both objects | mixed": mean_or_nan(r["top_distinct_when_mixed"] for r in group),
+            "  chance (random pick) | mixed": mean_or_nan(r["chance_distinct_when_mixed"] for r in group),
             "top more facts than bottom": float(np.mean([x > 0 for x in rank])),
             "top fewer facts than bottom": float(np.mean([x < 0 for x in rank])),
             "top = bottom facts": float(np.mean([x == 0 for x in rank])),
@@ -507,6 +535,9 @@ def main() -> None:
     ap.add_argument("--prior-cfgs", type=float, nargs="+", default=[4.0])
     ap.add_argument("--renders", type=int, default=8, help="clean renders per prompt for the reward check")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "relations_diagnosis")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                    help="prior: section 1; renders: world-clip on renders (3b); runs: the distillation runs (2-4)")
+    ap.add_argument("--tag", default="", help="suffix of the report/diagnosis file names (report{tag}.txt)")
     ap.add_argument("--records", type=Path, default=None,
                     help="also write every step's measurements (JSON lines, one per run; ~1 MB) here")
     args = ap.parse_args()
@@ -537,9 +568,10 @@ def main() -> None:
 
     # 1. prior
     t0 = time.time()
-    pri = measure_prior(prior, prompts, args.prior_samples, args.prior_cfgs, seed=1234)
-    say(f"\n== 1. prior: DDIM 50 steps, {args.prior_samples} samples per prompt ({time.time() - t0:.0f} s)")
-    prior_rows = {}
+    pri, prior_rows, clean, cand, fin = {}, {}, None, {}, {}
+    if "prior" in args.parts:
+        pri = measure_prior(prior, prompts, args.prior_samples, args.prior_cfgs, seed=1234)
+        say(f"\n== 1. prior: DDIM 50 steps, {args.prior_samples} samples per prompt ({time.time() - t0:.0f} s)")
     for name, f in pri.items():
         pp = f["per_prompt"]
         prior_rows[f"prior {name}"] = {
@@ -555,20 +587,52 @@ def main() -> None:
             "  samples with objects right": sum(x["n_objects_ok"] for x in pp)}
         media.save_png(args.out / f"prior_samples_{name.replace(' ', '')}.png",
                        media.grid(media.to_uint8(f["first"], 4), cols=8))
-    say(table(prior_rows, list(prior_rows)))
+    if prior_rows:
+        say(table(prior_rows, list(prior_rows)))
+    if "renders" in args.parts:
+        clean = report_renders(clip, prompts, args.renders, say)
+    methods = list(args.methods) + (["oracle"] if args.oracle else [])
+    runs: dict[str, list[dict]] = {m: [] for m in methods} if "runs" in args.parts else {}
+    if runs:
+        cand, fin = report_runs(prior, clip, prompts, methods, runs, pri, args, t_start, say)
+    say(f"\ntotal {time.time() - t_start:.0f} s")
 
-    # 3b. reward on clean renders
+    strip = {m: [{k: v for k, v in r.items() if k not in ("records", "final_image")} for r in rs]
+             for m, rs in runs.items()}
+    data = {"args": {k: str(v) for k, v in vars(args).items()}, "prompts": prompts,
+            "prior": {k: {"per_prompt": v["per_prompt"], "classes": v["classes"]} for k, v in pri.items()},
+            "prior_summary": prior_rows, "clean_renders": clean, "candidates": cand, "final": fin, "runs": strip,
+            "seconds": round(time.time() - t_start, 1)}
+    media.save_json(args.out / f"diagnosis{args.tag}.json", json.loads(json.dumps(data, default=str)))
+    media.save_text(args.out / f"report{args.tag}.txt", "\n".join(lines) + "\n")
+    if args.records is not None:
+        media.save_text(args.records, "".join(json.dumps({"prompt": r["prompt"], "method": m, "seed": r["seed"],
+                                                          "records": r["records"]}) + "\n"
+                                              for m, rs in runs.items() for r in rs))
+
+
+def report_renders(clip, prompts, renders: int, say) -> dict:
     t0 = time.time()
-    clean = measure_clean(clip, prompts, args.renders, seed=99)
+    clean = measure_clean(clip, prompts, renders, seed=99)
     say(f"\n== 3b. world-clip on renders: true caption vs relation-swapped caption ({time.time() - t0:.0f} s)")
     say(f"judge all-facts on the clean renders (sanity): {clean['judge_all_correct_on_renders']:.3f}")
     for k, v in clean["per_prompt"].items():
         say(f"  {k:9s}: clip picks the right one of (caption, swapped) {np.mean(v):.3f} (per prompt min {min(v):.2f})")
     say(f"  mean |clip(true) - clip(swapped)| on clean renders: {clean['gap_true_swap_clean']:.3f}")
+    for k, v in clean["twin_per_prompt"].items():
+        say(f"  {k:9s}: clip scores the render above both its twins (one object twice) {np.mean(v):.3f} "
+            f"(per prompt min {min(v):.2f})")
+    say(f"  mean clip(true render) - clip(twin render) under the caption: {clean['gap_true_minus_twin_clean']:.3f} "
+        f"(min {clean['gap_true_minus_twin_clean_min']:.3f})")
 
-    # runs
-    methods = list(args.methods) + (["oracle"] if args.oracle else [])
-    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    return clean
+
+
+def report_runs(prior, clip, prompts, methods, runs, pri, args, t_start, say):
+    import torch
+
+    from rewardsds import media
+
     oracle = oracle_reward(clip) if args.oracle else None
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -606,26 +670,16 @@ def main() -> None:
         for m in methods:
             rs = [r for r in runs[m] if r["prompt"] == p]
             cells.append(f"{m} " + " ".join(f"{r['final']['accuracy']:.2f}/{r['final']['layout'][:3]}" for r in rs))
-        pp = pri[next(iter(pri))]["per_prompt"][i]
-        say(f"  {p:48s} prior acc {pp['accuracy']:.2f} rel {pp['relation']:.2f} | " + " | ".join(cells))
+        head = f"  {p:48s}"
+        if pri:
+            pp = pri[next(iter(pri))]["per_prompt"][i]
+            head += f" prior acc {pp['accuracy']:.2f} rel {pp['relation']:.2f}"
+        say(head + " | " + " | ".join(cells))
     imgs = torch.stack([r["final_image"] for m in methods for r in runs[m]])
     media.save_png(args.out / "final_images.png", media.grid(media.to_uint8(imgs, 4), cols=len(prompts)))
     say(f"(final_images.png: rows = {', '.join(methods)}{' per seed' if len(args.seeds) > 1 else ''}; "
         f"columns = prompts)")
-    say(f"\ntotal {time.time() - t_start:.0f} s")
-
-    strip = {m: [{k: v for k, v in r.items() if k not in ("records", "final_image")} for r in rs]
-             for m, rs in runs.items()}
-    data = {"args": {k: str(v) for k, v in vars(args).items()}, "prompts": prompts,
-            "prior": {k: {"per_prompt": v["per_prompt"], "classes": v["classes"]} for k, v in pri.items()},
-            "prior_summary": prior_rows, "clean_renders": clean, "candidates": cand, "final": fin, "runs": strip,
-            "seconds": round(time.time() - t_start, 1)}
-    media.save_json(args.out / "diagnosis.json", json.loads(json.dumps(data, default=str)))
-    media.save_text(args.out / "report.txt", "\n".join(lines) + "\n")
-    if args.records is not None:
-        media.save_text(args.records, "".join(json.dumps({"prompt": r["prompt"], "method": m, "seed": r["seed"],
-                                                          "records": r["records"]}) + "\n"
-                                              for m, rs in runs.items() for r in rs))
+    return cand, fin
 
 
 if __name__ == "__main__":

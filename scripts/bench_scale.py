@@ -23,7 +23,10 @@ step and peak memory (RSS from /proc's VmHWM, reset before each measurement; CUD
     .venv/bin/python scripts/bench_scale.py --tiny                                  # seconds (smoke test)
 
 Each phase (build, engine, vsd, generate) runs in its own process unless --no-isolate (--tiny implies it),
-so the weights one phase loads never count in another's peak.
+so the weights one phase loads never count in another's peak. On a CPU the verdicts, ratios and
+extrapolations use the process's CPU seconds (with one torch thread: the work done, which other jobs on a
+shared machine hardly move); wall seconds are printed beside them. ``--report-from FILE.json`` prints the
+report of an earlier ``--json`` again without measuring.
 """
 
 from __future__ import annotations
@@ -400,7 +403,7 @@ def official(prior, reward, n: int, s: int, kind: str, cfg: float = 100.0, previ
                 k = kept_per_side(n)  # rows may repeat on ties, as in the official code
                 keep = torch.cat([rewards.topk(k).indices, (-rewards).topk(k).indices])
                 resid = eps_cfg(x_t[keep], t, cfg) - eps[keep]
-                wts = torch.full((len(keep),), 1.0 / len(keep))
+                wts = torch.full((len(keep),), 1.0 / len(keep), device=x.device)
             else:
                 resids, rewards = [], []
                 for _ in range(n):
@@ -416,7 +419,7 @@ def official(prior, reward, n: int, s: int, kind: str, cfg: float = 100.0, previ
                     rewards.append(reward(prior.decode(lat), [PROMPT])[0])
                     resids.append(eps_cfg(x_t, t, cfg) - eps)  # the call at t again
                 resid = torch.cat(resids)
-                wts = torch.full((n,), 1.0 / n)
+                wts = torch.full((n,), 1.0 / n, device=x.device)
             grad = torch.nan_to_num(w * (wts.view(-1, 1, 1, 1) * resid).sum(0, keepdim=True))
         loss = 0.5 * (x - (x - grad).detach()).pow(2).sum()
         opt.zero_grad(set_to_none=True)
@@ -763,7 +766,7 @@ def _k(value) -> str:
 
 
 def report(res: dict, args) -> list[str]:
-    key, _, unit = _basis(args)
+    key, ckey, unit = _basis(args)
     cuda = args.device.startswith("cuda")
     L = []
     env = res["environment"]
@@ -771,10 +774,13 @@ def report(res: dict, args) -> list[str]:
     L.append(f"# {env['machine']}; torch {env['torch']}, diffusers {env['diffusers']}, transformers "
              f"{env['transformers']}, peft {env['peft']}; torch threads {args.threads}; device {args.device}; "
              f"load average before {env['loadavg_before']}, after {env.get('loadavg_after')}")
+    b = res["build"]
+    built = ("reused from an earlier --folder build" if b.get("reused") else
+             f"built from configuration in {b.get('build_s')} s, {b.get('disk_gib')} GiB on disk")
     L.append(f"# models: {'TINY test sizes' if args.tiny else 'SD-2.1-base + CLIP ViT-L/14 shapes'}, random "
-             f"weights, built from configuration in {res['build'].get('build_s')} s "
-             f"({res['build'].get('disk_gib', '?')} GiB on disk), loaded with DiffusersPrior.from_pretrained / "
-             "load_reward('clip@DIR')")
+             f"weights ({built}), loaded with DiffusersPrior.from_pretrained / load_reward('clip@DIR')")
+    if res.get("rerendered"):
+        L.append(f"# {res['rerendered']}")
     eng = res.get("engine", {})
     if "error" in eng:
         L.append(f"ENGINE PHASE FAILED: {eng['error']}")
@@ -836,6 +842,14 @@ def report(res: dict, args) -> list[str]:
         L.append(f"unit costs ({unit}, from '{c['from']}'): U-Net {c['unet_s_per_sample']:.3f} s/sample, VAE decode "
                  f"{c['decode_s_per_image']:.3f} s/image, CLIPScore {c['reward_s_per_image']:.3f} s/image, "
                  f"rest of the step {c['rest_s']:.3f} s")
+        d = by.get("reward-sds default")
+        if d:
+            ps = d["per_step"]
+            parts = {"U-Net": ps["unet"].get(ckey, 0.0), "VAE decodes": ps.get("vae_decode", {}).get(ckey, 0.0),
+                     "reward": ps.get("reward", {}).get(ckey, 0.0)}
+            parts["rest"] = max(0.0, d[key] - sum(parts.values()))
+            L.append("where a default RewardSDS step goes: " + ", ".join(
+                f"{k} {v:.1f} s ({v / d[key]:.0%})" for k, v in parts.items()))
     if importlib.util.find_spec("ImageReward") is None:
         L.append("ImageReward: not measured (package absent; BLIP ViT-L + BERT needs `pip install "
                  "'rewardsds[imagereward]'`)")
@@ -909,6 +923,10 @@ def report(res: dict, args) -> list[str]:
     for what, ok, fig in targets:
         verdict = "not measured" if ok is None else ("met" if ok else "NOT met")
         L.append(f"  [{verdict:>12s}] {what}: {fig}")
+    if "reward-sds paper-small" in by and "sds" in by:
+        sm, sd = by["reward-sds paper-small"], by["sds"]
+        L.append(f"  for reference: paper-small (N=2, S=1) costs {sm[key] / sd[key]:.2f}x SDS per reward step and "
+                 f"{(0.1 * sm[key] + 0.9 * sd[key]) / sd[key]:.2f}x SDS per step averaged over its K=10%")
 
     gen = res.get("generate", {}).get("generate")
     if gen:
@@ -1046,6 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
         res = json.loads(args.report_from.read_text())
         for k, v in res.get("args", {}).items():
             setattr(args, k, v)
+        res["rerendered"] = (f"report printed again from {args.report_from} by the current "
+                             "scripts/bench_scale.py --report-from (figures as measured)")
         print("\n".join(report(res, args)))
         return 0
 
