@@ -1,8 +1,14 @@
 """Where SDS fails most: why RewardSDS lifts the judge on single objects but hardly on relations.
 
     OMP_NUM_THREADS=1 python benchmarks/relations_diagnosis.py [--k 8] [--seeds 0] [--steps 150]
-        [--methods sds reward-sds] [--oracle] [--prior-samples 8] [--prior-cfgs 4]
+        [--methods sds reward-sds] [--oracle] [--prior-samples 8] [--prior-cfgs 4 20] [--prior DIR]
+        [--parts prior renders runs] [--tag SUFFIX] [--records FILE.jsonl]
         [--out benchmarks/results/relations_diagnosis]
+
+Cost: a RewardSDS run is ~25 s and an SDS run ~7.5 s on one idle core (world_tables.sh), plus the
+judging of the current image and the N previews on every step (~8 ms per judge call). Measured here
+while 5-9 other processes shared the 2 cores: 27 min wall for 8 prompts x (sds,
+reward-sds) + 64 prior samples; --oracle adds about one RewardSDS run per prompt.
 
 On K two-object prompts with a spatial relation (every `--every`-th line of the relations section of
 benchmarks/world_prompts.txt), with the world defaults of the paper tables (150 steps, N = 4, S = 1,
@@ -22,8 +28,13 @@ top-bottom weights, world-clip, CFG 20, preview CFG 7.5, init = background colou
    the N candidates' rewards, and the same on clean renders of scenes satisfying the caption (and on
    blurred renders, `world.degrade`);
 4. optimisation: the final images' failure classes from the judge's facts and components (fewer
-   components than stated, more, wrong colour, wrong shape, relation wrong with the right objects) and
-   when the current image's layout locks in.
+   components than stated, more, twin = one stated object drawn twice, wrong colour, wrong shape,
+   relation wrong with the right objects) and when the current image's layout locks in.
+
+The judge's own relation fact is vacuous for a twin (two copies of one object satisfy "A left of B" by
+taking them in the right order), so the relation is read strictly here: right only when both stated
+colours are found in two different components ("distinct objects"); the judge's fact is shown beside it
+as "lenient".
 
 `--oracle` adds a RewardSDS run whose reward is the judge itself (facts right, world-clip breaking ties):
 an upper bound for a relation-aware reward with the same N candidates. Prints a report and writes
@@ -535,6 +546,8 @@ def main() -> None:
     ap.add_argument("--prior-cfgs", type=float, nargs="+", default=[4.0])
     ap.add_argument("--renders", type=int, default=8, help="clean renders per prompt for the reward check")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "relations_diagnosis")
+    ap.add_argument("--prior", type=Path, default=None,
+                    help="a world prior folder to diagnose instead of the shipped one (e.g. a fine-tuned prior)")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                     help="prior: section 1; renders: world-clip on renders (3b); runs: the distillation runs (2-4)")
     ap.add_argument("--tag", default="", help="suffix of the report/diagnosis file names (report{tag}.txt)")
@@ -552,7 +565,7 @@ def main() -> None:
     torch.set_num_threads(1)
     t_start = time.time()
     prompts = relation_prompts(args.prompts, args.every, args.k, args.offset)
-    prior = DiffusersPrior.from_pretrained(str(prior_dir()))
+    prior = DiffusersPrior.from_pretrained(str(args.prior or prior_dir()))
     clip = load_reward("world-clip")
     args.out.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
@@ -676,8 +689,8 @@ def report_runs(prior, clip, prompts, methods, runs, pri, args, t_start, say):
             head += f" prior acc {pp['accuracy']:.2f} rel {pp['relation']:.2f}"
         say(head + " | " + " | ".join(cells))
     imgs = torch.stack([r["final_image"] for m in methods for r in runs[m]])
-    media.save_png(args.out / "final_images.png", media.grid(media.to_uint8(imgs, 4), cols=len(prompts)))
-    say(f"(final_images.png: rows = {', '.join(methods)}{' per seed' if len(args.seeds) > 1 else ''}; "
+    media.save_png(args.out / f"final_images{args.tag}.png", media.grid(media.to_uint8(imgs, 4), cols=len(prompts)))
+    say(f"(final_images{args.tag}.png: rows = {', '.join(methods)}{' per seed' if len(args.seeds) > 1 else ''}; "
         f"columns = prompts)")
     return cand, fin
 
