@@ -55,14 +55,24 @@ class DistillOptions:
     """how candidate rewards become weights (paper Table 5; top-bottom = +0.9 top-2, -0.1 bottom-2)"""
     softmax_temperature: float = 1.0
     """temperature of --weighting softmax"""
-    softmax_normalize: Literal["none", "zscore", "rank"] = "none"
-    """what --weighting softmax exponentiates: raw rewards, their z-scores, or ranks in [0, 1]"""
+    softmax_normalize: Literal["none", "zscore", "rank"] = "zscore"
+    """what --weighting softmax exponentiates: the rewards' z-scores over the N candidates (scale-free: the
+    same weights for any reward's units), ranks in [0, 1], or raw rewards (none: on CLIPScore x 100 at
+    temperature 1 practically winner-takes-all)"""
+    weight_scale: Literal["each", "group"] = "group"
+    """top-bottom: +0.9 / -0.1 split over the top / bottom 2 as the official code does (group: +0.45 / -0.05
+    each, sum 0.8, close to a plain SDS step's 1), or on each of them (each: sum 1.6; with K < all steps it
+    lost 11.5 judge points at K = 50% on the world)"""
     steps: int | None = None
     """optimisation steps (default: the prior's)"""
     cfg: float | None = None
     """guidance scale of the distillation gradient (default: the prior's, per method)"""
     preview_cfg: float = 7.5
     """guidance scale of the candidates' S-step preview"""
+    preview_decoder: str | None = None
+    """latent priors: a diffusers AutoencoderTiny folder or hub id (madebyollin/taesd for SD 1.x/2.x) that
+    decodes the candidates' previews for the reward instead of the full VAE (the final image still uses the
+    VAE); at SD scale the VAE decodes are most of a RewardSDS step"""
     lr: float | None = None
     """Adam learning rate (default: the prior's)"""
     device: str = "auto"
@@ -319,7 +329,7 @@ def guidance_config(cfg: CommonConfig) -> GuidanceConfig:
         method=cfg.method, cfg=cfg.cfg, preview_cfg=cfg.preview_cfg, n_noises=cfg.n_noises,
         denoise_steps=cfg.denoise_steps, preview_schedule=cfg.preview_schedule, negative_prompt=cfg.negative_prompt,
         weighting=Weighting(cfg.weighting, temperature=cfg.softmax_temperature,
-                            normalize=cfg.softmax_normalize),
+                            normalize=cfg.softmax_normalize, scale=cfg.weight_scale),
         bridge_src=BRIDGE_SRC, bridge_tgt=BRIDGE_TGT, time_weighting=cfg.time_weighting, vsd_lr=cfg.vsd_lr,
         vsd_lora_rank=cfg.vsd_lora_rank)
 
@@ -338,14 +348,22 @@ RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "checkpoint_every"
 # Options added after runs were first identified by their resolved config (sweep hashes, checkpoint run
 # ids), each with the value the code used before the option existed: a run that holds that value is
 # identified without the field, so adding an option neither renames earlier sweep runs nor refuses their
-# checkpoints. VSD_ONLY: read by the vsd methods alone.
-IMPLICIT_BEFORE = {"time_weighting": "sds", "vsd_lora_rank": 0, "vsd_lr": 3e-4, "preview_schedule": "from-t"}
+# checkpoints. VSD_ONLY: read by the vsd methods alone. SCHEME_ONLY: options read by one weighting
+# scheme alone, with the value every earlier run of another scheme held (so a later change of their
+# default renames no run of another scheme).
+IMPLICIT_BEFORE = {"weight_scale": "each", "time_weighting": "sds", "vsd_lora_rank": 0, "vsd_lr": 3e-4,
+                   "preview_schedule": "from-t", "preview_decoder": None}
 VSD_ONLY = ("vsd_lora_rank", "vsd_lr")
+SCHEME_ONLY = {"softmax_normalize": ("softmax", "none"), "softmax_temperature": ("softmax", 1.0),
+               "weight_scale": ("top-bottom", "each")}
 
 
 def identity(d: dict, method: str) -> dict:
-    """A resolved config's dict without the fields that do not tell runs apart (IMPLICIT_BEFORE, VSD_ONLY)."""
+    """A resolved config's dict without the fields that do not tell runs apart (IMPLICIT_BEFORE, VSD_ONLY,
+    SCHEME_ONLY)."""
     vsd = method.removeprefix("reward-") == "vsd"
+    d = {k: (SCHEME_ONLY[k][1] if k in SCHEME_ONLY and "weighting" in d and d["weighting"] != SCHEME_ONLY[k][0]
+             else v) for k, v in d.items()}
     return {k: v for k, v in d.items()
             if not ((k in IMPLICIT_BEFORE and v == IMPLICIT_BEFORE[k]) or (k in VSD_ONLY and not vsd))}
 

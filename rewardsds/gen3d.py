@@ -140,7 +140,7 @@ def run_gen3d(cfg: Gen3DConfig, on_step=None, models=None) -> dict:
 
     s = prepare(cfg, check3d, models)
     cfg = s.cfg
-    guidance = build_guidance(s.guidance, s.prior, s.reward, generator_seed=cfg.seed)
+    guidance = build_guidance(s.guidance, s.prior, s.reward, **s.guidance_kwargs())
     t0 = time.time()
     try:
         result = train(cfg, guidance, s.generator, out_dir=s.out, resume=cfg.resume, progress=cfg.progress,

@@ -198,7 +198,7 @@ class Guidance:
 
     def __init__(self, cfg: GuidanceConfig, prior: DiffusionPrior, reward: Reward | None = None,
                  source: torch.Tensor | None = None, source_prompts: list[str] | None = None,
-                 particle=None) -> None:
+                 particle=None, preview_decoder=None) -> None:
         if cfg.uses_reward and reward is None:
             raise ValueError(f"method {cfg.method!r} needs a reward model")
         if cfg.base == "dds" and (source is None or source_prompts is None):
@@ -207,6 +207,8 @@ class Guidance:
         self.source = source.detach() if source is not None else None
         self.source_prompts = source_prompts
         self.particle = particle  # VSD's epsilon_phi (vsd.ParticleScore)
+        # what turns previews into images for the reward: the prior's decoder, or a cheaper stand-in
+        self.decode_preview = preview_decoder if preview_decoder is not None else prior.decode
 
     def __call__(self, x0: torch.Tensor, prompts: list[str], t: int, use_reward: bool | None = None,
                  generator: torch.Generator | None = None, shared: bool = False,
@@ -273,7 +275,7 @@ class Guidance:
         x0_hat, extra = preview(self.prior, cands, emb_n, c.denoise_steps, c.preview_cfg,
                                 schedule=c.preview_schedule)
         with torch.no_grad():
-            images = self.prior.decode(x0_hat)
+            images = self.decode_preview(x0_hat)
         try:
             rewards = self.reward(images, [p for p in prompts for _ in range(n)]).view(b, n)
         except ValueError as e:  # the reward contract's message names the reward and what went wrong
@@ -312,11 +314,13 @@ def _cat(a: TextEmbedding, b: TextEmbedding) -> TextEmbedding:
 
 def build_guidance(cfg: GuidanceConfig, prior: DiffusionPrior, reward: Reward | None = None,
                    source: torch.Tensor | None = None, source_prompts: list[str] | None = None,
-                   generator_seed: int = 0) -> Guidance:
-    """The guidance for cfg.method; VSD methods get their particle score model here."""
+                   generator_seed: int = 0, preview_decoder=None) -> Guidance:
+    """The guidance for cfg.method; VSD methods get their particle score model here. `preview_decoder`
+    (x0 -> images in [0, 1], e.g. `priors.preview_decoder.PreviewDecoder`) decodes the candidates for the
+    reward instead of `prior.decode`."""
     particle = None
     if cfg.base == "vsd":
         from .vsd import ParticleScore
 
         particle = ParticleScore(prior, lr=cfg.vsd_lr, lora_rank=cfg.vsd_lora_rank, seed=generator_seed)
-    return Guidance(cfg, prior, reward, source, source_prompts, particle)
+    return Guidance(cfg, prior, reward, source, source_prompts, particle, preview_decoder)

@@ -94,7 +94,7 @@ def run_generate(cfg: GenerateConfig, on_step=None, models=None) -> dict:
     cfg = s.cfg
     image = load_image(cfg.init_image, s.prior.image_size) if cfg.init == "image" else None
     x0 = init_image(s.prior, cfg.init, cfg.batch, s.generator, image=image)
-    guidance = build_guidance(s.guidance, s.prior, s.reward, generator_seed=cfg.seed)
+    guidance = build_guidance(s.guidance, s.prior, s.reward, **s.guidance_kwargs())
     prompts = [cfg.prompt] * cfg.batch
     result, wall = _run(s, prompts, x0, guidance, on_step)
     return _finish(s, result, prompts, {"wall_seconds": wall})
@@ -106,7 +106,7 @@ def run_edit(cfg: EditConfig, on_step=None, models=None) -> dict:
     image = load_image(cfg.image, s.prior.image_size)
     source = init_image(s.prior, "image", 1, s.generator, image=image)
     guidance = build_guidance(s.guidance, s.prior, s.reward, source=source, source_prompts=[cfg.source],
-                              generator_seed=cfg.seed)
+                              **s.guidance_kwargs())
     result, wall = _run(s, [cfg.target], source.clone(), guidance, on_step)
     media.save_png(s.out / "source.png", media.to_uint8(image, max(1, 256 // image.shape[-1]))[0])
     return _finish(s, result, [cfg.target], {"wall_seconds": wall})

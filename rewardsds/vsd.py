@@ -7,11 +7,13 @@ with AdamW without weight decay (RewardSDS official 2D code: lr 3e-4, weight_dec
 
 Two forms (`lora_rank`):
 
-* ``lora_rank > 0``: a LoRA of that rank on every attention layer of a frozen copy of the U-Net
-  (to_q, to_k, to_v, to_out.0 of self- and cross-attention; B zero-initialised, scale 1), as the
-  official RewardSDS 2D code, ProlificDreamer and threestudio do with diffusers' `LoRAAttnProcessor`
-  (rank 4). The default for Stable Diffusion (config.SD_DEFAULTS); needs the optional extra
-  ``rewardsds[lora]`` (peft).
+* ``lora_rank > 0``: a LoRA of that rank on every attention layer of the prior's own U-Net (to_q,
+  to_k, to_v, to_out.0 of self- and cross-attention; B zero-initialised, scale 1, kept in float32), as
+  the official RewardSDS 2D code, ProlificDreamer and threestudio do with diffusers' `LoRAAttnProcessor`
+  (rank 4). The adapter is switched on only inside eps_phi's own calls, so the prior's calls see the
+  pretrained network, and nothing is copied (a copy of SD-2.1's U-Net is 3.2 GiB in float32; threestudio
+  shares it too, running the pretrained pass at LoRA scale 0). The default for Stable Diffusion
+  (config.SD_DEFAULTS); needs the optional extra ``rewardsds[lora]`` (peft).
 * ``lora_rank = 0``: the whole copy is trained (the world's 4M-parameter U-Net: cheap, and what works
   there).
 
@@ -20,6 +22,7 @@ Priors without a U-Net (the analytic test prior) get a small convolutional netwo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -27,6 +30,8 @@ import torch.nn.functional as F
 
 from . import _compat
 from .priors.base import DiffusionPrior, TextEmbedding, eps_from_output
+
+ADAPTER = "vsd_particle"  # the LoRA's adapter name on the prior's U-Net
 
 
 class TinyEpsNet(torch.nn.Module):
@@ -56,24 +61,33 @@ class ParticleScore:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 2)
             net, params = self._build(prior, lora_rank)
-        self.net = net.train()
+        ids = {id(p) for p in params}
+        self.trained = {n for n, p in net.named_parameters() if id(p) in ids}
+        self.net = net if self.adapter else net.train()  # the shared U-Net keeps the prior's eval mode
         # no weight decay (AdamW's default 0.01 would shrink a full copy's weights towards zero, off the prior)
         self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
     def _build(self, prior: DiffusionPrior, lora_rank: int) -> tuple[torch.nn.Module, list]:
         unet = getattr(prior, "unet", None)
+        self.adapter = None
         if unet is not None:
-            net = copy.deepcopy(unet).float().requires_grad_(False)
             if lora_rank > 0:
                 LoraConfig = _compat.require("peft", "lora", "VSD with LoRA (vsd_lora_rank > 0)").LoraConfig
-                net.add_adapter(LoraConfig(r=lora_rank, lora_alpha=lora_rank, init_lora_weights="gaussian",
-                                           target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
-                params = [p for n, p in net.named_parameters() if "lora" in n]
-                for p in params:
+                if ADAPTER in getattr(unet, "peft_config", {}):  # an earlier run's, on a prior kept loaded
+                    unet.delete_adapters(ADAPTER)
+                unet.add_adapter(LoraConfig(r=lora_rank, lora_alpha=lora_rank, init_lora_weights="gaussian",
+                                            target_modules=["to_k", "to_q", "to_v", "to_out.0"]),
+                                 adapter_name=ADAPTER)
+                params = [p for n, p in unet.named_parameters() if f"lora_A.{ADAPTER}." in n
+                          or f"lora_B.{ADAPTER}." in n]
+                for p in params:  # float32 even under a float16 prior (peft casts the input to them)
+                    p.data = p.data.float()
                     p.requires_grad_(True)
-            else:
-                params = list(net.parameters())
-                net.requires_grad_(True)
+                unet.disable_adapters()  # on only inside _eps
+                self.adapter, self.kind = ADAPTER, "unet"
+                return unet, params
+            net = copy.deepcopy(unet).float().requires_grad_(True)  # the whole copy is trained
+            params = list(net.parameters())
             self.kind = "unet"
         else:
             net = TinyEpsNet(prior.sample_shape[0]).to(prior.device)
@@ -84,14 +98,30 @@ class ParticleScore:
     def _eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if self.kind == "tiny":
             return self.net(x_t, t)
-        out = self.net(x_t.float(), t, encoder_hidden_states=cond.float()).sample
+        dtype = self.net.dtype if self.adapter else torch.float32
+        out = self.net(x_t.to(dtype), t, encoder_hidden_states=cond.to(dtype)).sample.float()
         return eps_from_output(out, x_t.float(), self.prior.alphas_cumprod[t], self.prior.prediction_type)
+
+    @contextlib.contextmanager
+    def _on(self):
+        """The LoRA switched on in the prior's U-Net (peft also makes it trainable) for eps_phi's forward and
+        backward only; off again after, so the prior's own calls see the pretrained network."""
+        if self.adapter is None:
+            yield
+            return
+        self.net.enable_adapters()
+        self.net.set_adapter(self.adapter)
+        try:
+            yield
+        finally:
+            self.net.disable_adapters()
 
     @torch.no_grad()
     def predict(self, x_t: torch.Tensor, t: int, emb: TextEmbedding) -> torch.Tensor:
         """eps_phi(x_t, y, t), conditional (guidance 1), for every row of x_t."""
         tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
-        return self._eps(x_t, tt, emb.cond).to(x_t.dtype)
+        with self._on():
+            return self._eps(x_t, tt, emb.cond).to(x_t.dtype)
 
     def train_step(self, particles: torch.Tensor, emb: TextEmbedding,
                    generator: torch.Generator | None = None) -> float:
@@ -102,16 +132,17 @@ class ParticleScore:
         t = torch.randint(lo, hi + 1, (x0.shape[0],), generator=self.generator).to(x0.device)
         eps = torch.randn(x0.shape, generator=self.generator).to(x0.device)
         x_t = self.prior.add_noise(x0, eps, t)
-        loss = F.mse_loss(self._eps(x_t, t, emb.cond), eps)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with self._on():
+            loss = F.mse_loss(self._eps(x_t, t, emb.cond), eps)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
         self.opt.step()
         return loss.item()
 
     def state_dict(self) -> dict:
         """The trained parameters only (a LoRA's, not the frozen U-Net it adapts), the optimiser, and the
         model's own generator: without it a resumed run draws other t' and eps' than an uninterrupted one."""
-        trained = {n: p.detach() for n, p in self.net.named_parameters() if p.requires_grad}
+        trained = {n: p.detach() for n, p in self.net.named_parameters() if n in self.trained}
         return {"net": trained, "opt": self.opt.state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:

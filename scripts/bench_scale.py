@@ -600,9 +600,12 @@ def phase_vsd(args, p) -> dict:
     build_s = time.perf_counter() - t0
     particle = fn.guidance.particle
     net = particle.net
-    shares = any(a.data_ptr() == b.data_ptr() for a, b in zip(net.parameters(), prior.unet.parameters()))
-    trained = sum(x.numel() for x in net.parameters() if x.requires_grad)
-    frozen_copy = sum(x.numel() * x.element_size() for x in net.parameters() if not x.requires_grad)
+    shares = net is prior.unet or any(a.data_ptr() == b.data_ptr()
+                                      for a, b in zip(net.parameters(), prior.unet.parameters()))
+    names = getattr(particle, "trained", None) or {n for n, x in net.named_parameters() if x.requires_grad}
+    trained = sum(x.numel() for n, x in net.named_parameters() if n in names)
+    frozen_copy = 0 if shares else sum(x.numel() * x.element_size() for n, x in net.named_parameters()
+                                       if n not in names)
     log.module(net, "unet_phi")
     build = {"particle_build_s": round(build_s, 2), "rss_before_particle_gib": round(rss_loaded, 2),
              "rss_after_particle_gib": round(mem.rss_gib(), 2), "lora_trainable_params_m": round(trained / 1e6, 3),

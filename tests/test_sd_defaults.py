@@ -253,7 +253,7 @@ def test_lora_particle_starts_at_the_prior_and_trains_only_the_lora(tiny_sd_dir)
 
     prior = DiffusersPrior.from_pretrained(tiny_sd_dir)
     particle = ParticleScore(prior, lora_rank=4, seed=3)
-    trained = {n for n, p in particle.net.named_parameters() if p.requires_grad}
+    trained = particle.trained
     assert trained and all("lora" in n for n in trained)
     assert any("attn1" in n for n in trained) and any("attn2" in n for n in trained)  # self- and cross-attention
     layers = ("to_q", "to_k", "to_v", "to_out.0")
@@ -262,11 +262,33 @@ def test_lora_particle_starts_at_the_prior_and_trains_only_the_lora(tiny_sd_dir)
     x_t = torch.randn(1, *prior.sample_shape, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(particle.predict(x_t, 500, emb), prior.predict_eps(x_t, torch.tensor(500), emb).cond,
                           atol=1e-5)  # LoRA's B starts at zero
-    frozen = {n: p.clone() for n, p in particle.net.named_parameters() if not p.requires_grad}
-    before = {n: p.clone() for n, p in particle.net.named_parameters() if p.requires_grad}
+    frozen = {n: p.clone() for n, p in particle.net.named_parameters() if n not in trained}
+    before = {n: p.clone() for n, p in particle.net.named_parameters() if n in trained}
     for _ in range(2):
         particle.train_step(torch.randn(1, *prior.sample_shape), emb)
     after = dict(particle.net.named_parameters())
     assert all(torch.equal(after[n], p) for n, p in frozen.items())
     assert any(not torch.equal(after[n], p) for n, p in before.items())
     assert set(particle.state_dict()["net"]) == trained  # checkpoints hold the LoRA only
+
+
+@pytest.mark.skipif(not HAS_PEFT, reason="peft is not installed (pip install 'rewardsds[lora]')")
+def test_lora_particle_shares_the_priors_unet_and_leaves_its_calls_pretrained(tiny_sd_dir):
+    """No copy of the U-Net (3.2 GiB at SD-2.1 size): the LoRA sits on the prior's own U-Net and is on only
+    in eps_phi's calls; a second run on the same (kept-loaded) prior starts a fresh LoRA."""
+    from rewardsds.priors.diffusers_prior import DiffusersPrior
+
+    prior = DiffusersPrior.from_pretrained(tiny_sd_dir)
+    emb = prior.embed([P])
+    x_t = torch.randn(1, *prior.sample_shape, generator=torch.Generator().manual_seed(0))
+    before = prior.predict_eps(x_t, torch.tensor(500), emb).cond
+    particle = ParticleScore(prior, lora_rank=4, seed=3, lr=1e-2)
+    assert particle.net is prior.unet
+    assert sum(p.numel() for p in particle.opt.param_groups[0]["params"]) < 0.5 * sum(
+        p.numel() for p in prior.unet.parameters())
+    for _ in range(3):
+        particle.train_step(torch.randn(1, *prior.sample_shape), emb)
+    assert torch.equal(prior.predict_eps(x_t, torch.tensor(500), emb).cond, before)  # the prior is untouched
+    assert not torch.allclose(particle.predict(x_t, 500, emb), before, atol=1e-5)  # eps_phi has learned
+    again = ParticleScore(prior, lora_rank=4, seed=3)
+    assert torch.allclose(again.predict(x_t, 500, emb), before, atol=1e-5)  # a fresh LoRA, B = 0

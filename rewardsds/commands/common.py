@@ -39,6 +39,11 @@ class Session:
     prior_path: str
     reward: Any
     run_id: dict
+    preview_decoder: Any = None  # --preview-decoder, loaded (guidance kwarg) or None
+
+    def guidance_kwargs(self) -> dict:
+        """What `losses.build_guidance` takes from the session besides the config, prior and reward."""
+        return {"generator_seed": self.cfg.seed, "preview_decoder": self.preview_decoder}
 
 
 def checked(fn: Callable, *args):
@@ -73,10 +78,15 @@ def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]], models
         for line in reward_notes(cfg.prior, requested_reward):  # the fallback taken, or a world reward on SD
             print(line, file=sys.stderr)
         reward = (models.load_reward if models is not None else load_reward_model)(cfg.reward, device)
+    decoder = None
+    if gcfg.uses_reward and getattr(cfg, "preview_decoder", None):
+        from ..priors.preview_decoder import load_preview_decoder
+
+        decoder = checked(load_preview_decoder, cfg.preview_decoder, prior)
     out = prepare_out(cfg.out, cfg.resume, cfg.overwrite)  # only now: a refused run leaves no folder
     media.save_json(out / "config.json", {**dataclasses.asdict(cfg), "resolved_prior_path": prior_path,
                                           "threads_used": threads})
-    return Session(cfg, gcfg, lcfg, device, out, generator, prior, prior_path, reward, run_id(cfg))
+    return Session(cfg, gcfg, lcfg, device, out, generator, prior, prior_path, reward, run_id(cfg), decoder)
 
 
 def pick_device(spec: str) -> torch.device:

@@ -140,13 +140,23 @@ def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
     method (e.g. ``reward-sds [n_noises=8]``). ``configs``: run id -> canonical config with 'method'.
     Controls say what they are: ``reward-sds [weighting=mean] (equal compute)`` (weighting always
     named), ``sds ×3.33 steps (equal time to reward-sds)`` (a family of its own, apart from sds)."""
+    from ..config import IMPLICIT_BEFORE, SCHEME_ONLY
+
+    # a run without a later option held its earlier implicit value; an option of one weighting scheme
+    # (weight_scale of top-bottom, softmax_*) tells apart only the runs of that scheme
+    configs = {rid: {**{k: v for k, v in IMPLICIT_BEFORE.items() if k not in conf and "weighting" in conf}, **conf}
+               for rid, conf in configs.items()}
+    configs = {rid: {k: v for k, v in conf.items()
+                     if not (k in SCHEME_ONLY and conf.get("weighting") != SCHEME_ONLY[k][0])}
+               for rid, conf in configs.items()}
     by_method: dict[str, list[int]] = {}
     for rid, conf in configs.items():
         by_method.setdefault(_family(conf), []).append(rid)
     labels = {}
     for method, rids in by_method.items():
         keys = sorted({k for r in rids for k in configs[r]} - set(AXES) - {"method"})
-        varying = [k for k in keys if len({_hashable(configs[r].get(k)) for r in rids}) > 1]
+        varying = [k for k in keys if len({_hashable(configs[r].get(k)) for r in rids
+                                           if k in configs[r] or k not in SCHEME_ONLY}) > 1]
         # 'weights' (the models' fingerprint) changes with --reward; name it only when it is what tells
         # runs apart (the same settings with retrained weights)
         rest = [k for k in varying if k not in DERIVED]
@@ -159,7 +169,8 @@ def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
         for r in rids:
             kind = control_kind(configs[r])
             shown = varying + (["weighting"] if kind == EQUAL_COMPUTE and "weighting" not in varying else [])
-            extra = ", ".join(f"{k}={_short(configs[r].get(k))}" for k in shown)
+            extra = ", ".join(f"{k}={_short(configs[r].get(k))}" for k in shown
+                              if k in configs[r] or k not in SCHEME_ONLY)
             labels[r] = (f"{method} [{extra}]" if extra else method) + (f" ({kind})" if kind == EQUAL_COMPUTE else "")
     return labels
 

@@ -42,6 +42,18 @@ JUDGE, JUDGE_ALL = "judge", "judge-all"
 IMAGE = "image_raw.png"
 MAX_WARNINGS = 10
 DEFAULT_WEIGHTING = "top-bottom"  # DistillOptions.weighting: what an equal-compute (mean) run controls for
+
+
+def default_weighting(config: dict) -> dict:
+    """A run's canonical config with the default weighting and its options (what a --weighting mean run is
+    the equal-compute control of), written as the sweep writes configs (`config.identity`)."""
+    from ..config import SCHEME_ONLY, DistillOptions, identity
+
+    d = {**config, "weighting": DEFAULT_WEIGHTING}
+    for k, (scheme, _) in SCHEME_ONLY.items():
+        if scheme == DEFAULT_WEIGHTING:
+            d[k] = getattr(DistillOptions, k)
+    return identity(d, config["method"])
 _CALLABLE = re.compile(r"^\s*[A-Za-z_][\w.]*:[A-Za-z_]\w*\s*$")  # a module.path:function metric
 
 
@@ -182,7 +194,7 @@ def load_units(store: Store) -> tuple[list[Unit], dict[int, str]]:
         if kind == EQUAL_TIME:
             target = by_key.get(r.config["equal_time"].get("target"))
         elif kind == EQUAL_COMPUTE:
-            target = by_key.get(variant_key({**r.config, "method": r.method, "weighting": DEFAULT_WEIGHTING}))
+            target = by_key.get(variant_key(default_weighting({**r.config, "method": r.method})))
         units.append(Unit(labels[r.id], r.prompt, r.seed, scores.get(r.id, {}),
                           seconds=r.seconds / batch if r.seconds is not None else None,
                           prior_calls=r.prior_calls / batch if r.prior_calls is not None else None,

@@ -38,7 +38,8 @@ CRASHED = "the worker process died (killed, or out of memory)"
 NOT_HASHED = ("out", "progress", "resume", "overwrite", "checkpoint_every", "threads", "allow_unknown_words")
 # Fields read only by reward-* methods: plain methods with different values are the same run.
 REWARD_ONLY = ("reward", "n_noises", "denoise_steps", "reward_steps", "weighting", "softmax_temperature",
-               "softmax_normalize", "preview_cfg", "preview_schedule")
+               "softmax_normalize", "weight_scale", "preview_cfg", "preview_schedule",
+               "preview_decoder")
 
 
 def read_prompts(path: Path) -> list[str]:
