@@ -93,9 +93,10 @@ for table in "${TABLES[@]}"; do
       # --equal-time-of: once sds and reward-sds are done, also sds with steps x (their time ratio)
       sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods sds reward-sds --reward world-clip \
         --equal-time-of reward-sds
-      sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods reward-sds --reward world-aesthetic
       # equal compute: N candidates previewed and scored as above, uniform weights
       sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods reward-sds --reward world-clip --weighting mean
+      [[ ${CROSS:-1} == 0 ]] ||  # CROSS=0: without the cross-evaluation row (optimising world-aesthetic)
+        sweep table1 "$OUT/prompts.txt" "${SEEDS[@]}" -- --methods reward-sds --reward world-aesthetic
       evaluate table1 sds
       "$PY" benchmarks/world_by_category.py "$OUT/table1" > /dev/null  # where it helps: by prompt category
       [[ -z ${RESULTS:-} ]] || cp "$OUT/table1/by_category.md" "$RESULTS/table1/" ;;
