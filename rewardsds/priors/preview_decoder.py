@@ -9,7 +9,6 @@ for it there. The final image and every gradient still use the prior's own VAE.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
@@ -40,13 +39,10 @@ def load_preview_decoder(path: str | os.PathLike, prior, local_files_only: bool 
     if getattr(prior, "vae", None) is None:
         raise ValueError("--preview-decoder needs a latent prior (Stable Diffusion); this prior has no VAE")
     path = str(path)
-    if Path(path).exists():
-        local_files_only = True
-    else:
-        try:
-            local_files_only = _compat.check_weights(path, "preview decoder", "config.json", local_files_only)
-        except _compat.WeightsUnavailableError as e:
-            raise ValueError(str(e)) from e
+    try:  # a local folder, or a hub id said unreachable within seconds
+        local_files_only = _compat.check_weights(path, "preview decoder", "config.json", local_files_only)
+    except _compat.WeightsUnavailableError as e:
+        raise ValueError(str(e)) from e
     from diffusers import AutoencoderTiny
 
     _compat.quiet_loading()
