@@ -7,6 +7,8 @@ it exactly like a Stable Diffusion `tokenizer/` folder.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .scenes import vocabulary
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
@@ -16,13 +18,15 @@ SPECIALS = (PAD, UNK, BOS, EOS)
 MAX_LENGTH = 16
 
 
-def build_tokenizer(max_length: int = MAX_LENGTH):
-    """A fresh PreTrainedTokenizerFast over the world vocabulary (specials first, then words)."""
+def build_tokenizer(max_length: int = MAX_LENGTH, words: Iterable[str] | None = None):
+    """A fresh PreTrainedTokenizerFast over the world vocabulary (specials first, then words).
+
+    `words` replaces the 2D world's vocabulary (the 3D world's tokenizer is this one over its own words)."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + tuple(vocabulary()))}
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + tuple(vocabulary() if words is None else words))}
     tok = Tokenizer(WordLevel(vocab, unk_token=UNK))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

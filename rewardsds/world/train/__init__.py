@@ -6,5 +6,7 @@
 
 `scripts/train_world.sh` runs the exact stages the shipped weights came from. The trainers import the
 world runtime (`world.scenes`, `world.metrics`, `world.paths`, ...); nothing in the runtime imports them.
-`common` holds what the three share: `TrainConfig`, checkpoints, schedules, records.
+`common` holds what the three share: `TrainConfig`, checkpoints, schedules, records, and `WorldSpec`, the
+world the CLIP and prior trainers read (this 2D world, `common.WORLD`, unless a config subclass sets
+another: `rewardsds.world3d.train`).
 """

@@ -6,6 +6,9 @@ Loss (CLIP, Radford et al. 2021, plus hard negatives as extra text columns): for
 ``-log softmax_j(s * <f_i, g_j>)[i]`` over the batch's captions *and* every image's hard-negative
 captions; for caption i the usual text-to-image term. Light noise/blur augmentation so that the
 reward stays meaningful on imperfect samples from the prior.
+
+The world (data, tokenizer, hard negatives) is the config's ``world`` (`common.WorldSpec`): the 2D
+world here, the 3D one through ``python -m rewardsds.world3d.train.clip``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,7 @@ from tqdm import tqdm
 
 from ... import _compat
 from .. import paths
-from ..metrics import hard_negative_accuracy
-from ..negatives import INVERSE_RELATION, hard_negatives, swapped
-from ..scenes import render, sample_batch
-from ..tokenizer import MAX_LENGTH, build_tokenizer
+from ..tokenizer import MAX_LENGTH
 from . import common
 
 
@@ -55,11 +55,11 @@ class ClipTrainConfig(common.TrainConfig):
                              f"{self.swap_pairs}")
 
 
-def clip_config(vocab_size: int, image_size: int = 32, eos_token_id: int = 3):
+def clip_config(vocab_size: int, image_size: int = 32, eos_token_id: int = 3, max_length: int = MAX_LENGTH):
     from transformers import CLIPConfig
 
     text = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=256, num_hidden_layers=3,
-                num_attention_heads=4, max_position_embeddings=MAX_LENGTH, bos_token_id=2,
+                num_attention_heads=4, max_position_embeddings=max_length, bos_token_id=2,
                 eos_token_id=eos_token_id, pad_token_id=0)
     vision = dict(image_size=image_size, patch_size=4, hidden_size=96, intermediate_size=384,
                   num_hidden_layers=4, num_attention_heads=4, num_channels=3)
@@ -79,24 +79,14 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def _batch(cfg: ClipTrainConfig, step: int, tok):
+    world = cfg.world
     seed = common.seed_for_step(cfg.seed, step)
-    images, captions, scenes = sample_batch(seed, cfg.batch, cfg.image_size)
+    images, captions, scenes = world.clip_data(seed, cfg.batch, cfg.image_size)
     rng = random.Random(seed + 7)
     if cfg.swap_pairs > 0:
-        # replace the tail of the batch by position-swapped twins of relational scenes, so that the
-        # batch holds both images of a pair and each is the other's hardest negative
-        rel = [i for i, sc in enumerate(scenes) if sc.relation in INVERSE_RELATION]
-        k = min(len(rel), int(cfg.swap_pairs * cfg.batch))
-        for j, i in enumerate(rel[:k]):
-            dst = cfg.batch - 1 - j
-            if dst <= i:
-                break
-            twin = swapped(scenes[i])
-            scenes[dst] = twin
-            captions[dst] = twin.caption(rng)
-            images[dst] = render(twin, cfg.image_size).transpose(2, 0, 1)
-    negs = [n for sc in scenes for n in hard_negatives(sc, rng, cfg.negatives, cfg.relation_focus)]
-    enc = tok(captions + negs, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+        world.swap_pairs(images, captions, scenes, cfg.swap_pairs, rng, cfg.image_size)
+    negs = [n for sc in scenes for n in world.hard_negatives(sc, rng, cfg.negatives, cfg.relation_focus)]
+    enc = tok(captions + negs, padding="max_length", max_length=world.max_length, truncation=True,
               return_tensors="pt")
     g = torch.Generator().manual_seed(seed)
     return augment(torch.from_numpy(images), g), enc
@@ -115,10 +105,13 @@ def clip_loss(model, pixels, enc, batch: int) -> torch.Tensor:
 def main(cfg: ClipTrainConfig) -> None:
     from transformers import CLIPModel
 
+    world = cfg.world
+    if cfg.swap_pairs > 0 and world.swap_pairs is None:
+        raise ValueError(f"this world ({world.family}) has no position-swapped twins: --swap-pairs must be 0")
     common.setup(cfg)
-    tok = build_tokenizer()
+    tok = world.build_tokenizer()
     model = (CLIPModel.from_pretrained(cfg.init) if cfg.init is not None
-             else CLIPModel(clip_config(len(tok), cfg.image_size, tok.eos_token_id)))
+             else CLIPModel(clip_config(len(tok), cfg.image_size, tok.eos_token_id, world.max_length)))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.05)
     sched = common.warmup_cosine(opt, min(200, cfg.steps // 10), cfg.steps)
     start, _ = common.load_checkpoint(cfg.checkpoint, model, opt, sched)
@@ -141,13 +134,13 @@ def main(cfg: ClipTrainConfig) -> None:
             tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f}")
         if stop:
             break
-    acc = {s: hard_negative_accuracy(model, tok, split=s, image_size=cfg.image_size)
+    acc = {s: world.clip_accuracy(model, tok, split=s, image_size=cfg.image_size)
            for s in ("train", "heldout")}
     print(f"hard-negative accuracy on fresh renders: {acc}")
     model.save_pretrained(cfg.out)
     tok.save_pretrained(cfg.out)
     common.image_processor(cfg.image_size).save_pretrained(cfg.out)
-    common.write_record(cfg.out / "training_record.json", cfg, "python -m rewardsds.world.train.clip",
+    common.write_record(cfg.out / "training_record.json", cfg, f"python -m {world.module}.clip",
                         steps=cfg.steps, steps_done=done, seconds_this_run=round(time.time() - t0),
                         final_loss=float(np.mean(losses[-100:])) if losses else None,
                         hard_negative_accuracy=acc, parameters=sum(p.numel() for p in model.parameters()))

@@ -1,4 +1,9 @@
-"""What the world's trainers share: the common options, checkpoints, resume, schedules, records.
+"""What the world's trainers share: the world they train on, the common options, checkpoints, resume,
+schedules, records.
+
+The trainers name no world themselves: what they read (`WorldSpec`: data, tokenizer, hard negatives,
+family name, default folders) comes from their config class's ``world``, the 2D world (`WORLD`) unless
+a subclass says otherwise (``rewardsds.world3d.train`` sets the 3D one), so one trainer serves both.
 
 Checkpoints go through `rewardsds.checkpoints` (safetensors + JSON, never pickle), written atomically
 every few hundred steps to ``<work>/checkpoint.safetensors``, so a killed run resumes from the last one
@@ -11,27 +16,97 @@ from __future__ import annotations
 import json
 import math
 import platform
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from ...checkpoints import CHECKPOINT_NAME, CheckpointError, load_state, save_state
 from ...media import save_text as atomic_write_text
-from ..metrics import PIXEL_MEAN, PIXEL_STD, to_pixel_values
+from .. import paths, tokenizer
+from ..metrics import PIXEL_MEAN, PIXEL_STD, hard_negative_accuracy, to_pixel_values
+from ..negatives import INVERSE_RELATION, hard_negatives, swapped
+from ..scenes import render, sample_batch
 
-__all__ = ["CHECKPOINT", "TrainConfig", "atomic_write_text", "image_processor", "load_checkpoint",
+__all__ = ["CHECKPOINT", "WORLD", "TrainConfig", "WorldSpec", "atomic_write_text", "image_processor", "load_checkpoint",
            "out_of_time", "save_checkpoint", "seed_for_step", "setup", "to_pixel_values", "warmup_cosine",
            "write_record"]
 
 CHECKPOINT = CHECKPOINT_NAME  # checkpoint.safetensors, as in a generate/gen3d run folder
 _LEGACY_CHECKPOINT = "checkpoint.pt"
 
+Batch = tuple[np.ndarray, list[str], list[Any]]
+"""(images [B,3,H,W] float32 in [0,1], captions, scenes): what a world's `sample_batch` returns"""
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything the CLIP and prior trainers need to know about the world they train on.
+
+    A typed object passed around (no registry of names): a new world is a new instance of this.
+    """
+
+    family: str
+    """`model_index.json`'s `_class_name` of the trained prior (how loaders tell the families apart)"""
+    module: str
+    """the trainers' package, for the commands written into the training records"""
+    clip_data: Callable[[int, int, int], Batch]
+    """(seed, batch, image_size) -> a batch for the CLIP (captions as the reward will read them)"""
+    prior_data: Callable[[int, int, int], Batch]
+    """(seed, batch, image_size) -> a batch for the prior (captions as it will be prompted)"""
+    build_tokenizer: Callable[[], Any]
+    """a fresh tokenizer over the world's vocabulary (saved with the CLIP, reused by the prior)"""
+    max_length: int
+    """tokens per caption, BOS and EOS included (the text tower's positions)"""
+    hard_negatives: Callable[[Any, random.Random, int, float], list[str]]
+    """(scene, rng, k, relation_focus) -> k captions false of the scene"""
+    clip_accuracy: Callable[..., float]
+    """(model, tok, split=, image_size=) -> hard-negative accuracy on fresh renders (the CLIP's final check)"""
+    clip_dir: Callable[[], Path]
+    prior_dir: Callable[[], Path]
+    swap_pairs: Callable[[np.ndarray, list[str], list[Any], float, random.Random, int], None] | None = None
+    """(images, captions, scenes, fraction, rng, image_size): replace, in place, the tail of a batch by
+    position-swapped twins; None where the world has none (then --swap-pairs must stay 0)"""
+
+
+def _swap_pairs_2d(images: np.ndarray, captions: list[str], scenes: list, fraction: float,
+                   rng: random.Random, image_size: int) -> None:
+    """Replace the tail of the batch by position-swapped twins of relational scenes, so that the
+    batch holds both images of a pair and each is the other's hardest negative."""
+    batch = len(scenes)
+    rel = [i for i, sc in enumerate(scenes) if sc.relation in INVERSE_RELATION]
+    k = min(len(rel), int(fraction * batch))
+    for j, i in enumerate(rel[:k]):
+        dst = batch - 1 - j
+        if dst <= i:
+            break
+        twin = swapped(scenes[i])
+        scenes[dst] = twin
+        captions[dst] = twin.caption(rng)
+        images[dst] = render(twin, image_size).transpose(2, 0, 1)
+
+
+WORLD = WorldSpec(family=paths.WORLD_FAMILY, module="rewardsds.world.train", clip_data=sample_batch,
+                  prior_data=sample_batch, build_tokenizer=tokenizer.build_tokenizer,
+                  max_length=tokenizer.MAX_LENGTH, hard_negatives=hard_negatives,
+                  clip_accuracy=hard_negative_accuracy, clip_dir=paths.clip_dir, prior_dir=paths.prior_dir,
+                  swap_pairs=_swap_pairs_2d)
+"""The 2D world: flat shapes, one caption grammar for CLIP and prior."""
+
 
 @dataclass
 class TrainConfig:
-    """Options every world trainer has; each trainer's config sets its own defaults."""
+    """Options every world trainer has; each trainer's config sets its own defaults.
+
+    ``world`` (a class attribute, not an option) is the world the trainer reads; a subclass for
+    another world overrides it together with the default folders."""
+
+    world: ClassVar[WorldSpec] = WORLD
 
     out: Path
     """the trained model is written here"""

@@ -15,7 +15,8 @@ Dhariwal 2021) - better-conditioned targets at 32x32 than epsilon; min-SNR-5 los
 al. 2023) - faster convergence; EMA weights shipped; 10% caption dropout for classifier-free
 guidance. The text encoder is the world CLIP's text tower, frozen, as CLIP is for Stable Diffusion.
 The output folder has Stable Diffusion's layout (unet/, text_encoder/, tokenizer/, scheduler/), so
-the same loader reads it.
+the same loader reads it. The world (data, family name) is the config's ``world`` (`common.WorldSpec`):
+the 2D world here, the 3D one (view-suffixed captions) through ``python -m rewardsds.world3d.train.prior``.
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ import tyro
 from tqdm import tqdm
 
 from .. import paths
-from ..paths import WORLD_FAMILY
-from ..scenes import sample_batch
-from ..tokenizer import MAX_LENGTH
 from . import common
 
 
@@ -109,16 +107,16 @@ def load_text_tower(clip_dir: Path):
     return CLIPTextModel.from_pretrained(clip_dir).eval().requires_grad_(False)
 
 
-def _command() -> str:
+def _command(world: common.WorldSpec = common.WORLD) -> str:
     """The exact command line of this run."""
-    return shlex.join(["python", "-m", "rewardsds.world.train.prior", *sys.argv[1:]])
+    return shlex.join(["python", "-m", f"{world.module}.prior", *sys.argv[1:]])
 
 
 def _history(cfg: PriorTrainConfig, start: int) -> list[str]:
     """One line per launch in --work (work/history.json), this one appended."""
     path = Path(cfg.work) / "history.json"
     history = json.loads(path.read_text()) if path.exists() else []
-    history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {_command()} (threads {torch.get_num_threads()}, "
+    history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {_command(cfg.world)} (threads {torch.get_num_threads()}, "
                    f"{'resumed at step ' + str(start) if start else 'from step 0'})")
     Path(cfg.work).mkdir(parents=True, exist_ok=True)
     common.atomic_write_text(path, json.dumps(history, indent=2) + "\n")
@@ -153,14 +151,14 @@ def _init_record(init: Path) -> dict:
 class _Encoder:
     """Frozen text encoder with a per-caption cache (the grammar has few distinct captions)."""
 
-    def __init__(self, tok, text):
-        self.tok, self.text, self.cache = tok, text, {}
+    def __init__(self, tok, text, max_length: int):
+        self.tok, self.text, self.max_length, self.cache = tok, text, max_length, {}
 
     @torch.no_grad()
     def __call__(self, captions: list[str]) -> torch.Tensor:
         missing = sorted({c for c in captions if c not in self.cache})
         if missing:
-            enc = self.tok(missing, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+            enc = self.tok(missing, padding="max_length", max_length=self.max_length, truncation=True,
                            return_tensors="pt")
             states = self.text(input_ids=enc.input_ids).last_hidden_state
             self.cache.update(zip(missing, states))
@@ -177,7 +175,7 @@ def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[f
     tok.save_pretrained(out / "tokenizer")
     DDIMScheduler(**scheduler_config()).save_pretrained(out / "scheduler")
     common.atomic_write_text(out / "model_index.json", json.dumps({
-        "_class_name": WORLD_FAMILY, "unet": ["diffusers", "UNet2DConditionModel"],
+        "_class_name": cfg.world.family, "unet": ["diffusers", "UNet2DConditionModel"],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "AutoTokenizer"],
         "scheduler": ["diffusers", "DDIMScheduler"], "vae": None}, indent=2) + "\n")
     extra = {"history": history} if history else {}
@@ -186,7 +184,7 @@ def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[f
         extra["ema_step_offset"] = _init_steps(cfg.init)
         extra["note"] = ("continued training: steps_done counts the steps of this run only, on top of the "
                          "init folder's own steps")
-    common.write_record(out / "training_record.json", cfg, _command(),
+    common.write_record(out / "training_record.json", cfg, _command(cfg.world),
                         steps_done=step, seconds_last_run=round(seconds),
                         final_loss=float(np.mean(losses[-100:])) if losses else None,
                         final_loss_steps=min(100, len(losses)),
@@ -210,7 +208,7 @@ def main(cfg: PriorTrainConfig) -> None:
         tok = AutoTokenizer.from_pretrained(cfg.clip)
         text = load_text_tower(cfg.clip)
         unet = UNet2DConditionModel(**unet_config(cfg.image_size, text.config.hidden_size))
-    encode = _Encoder(tok, text)
+    encode = _Encoder(tok, text, cfg.world.max_length)
     ema = copy.deepcopy(unet).requires_grad_(False)
     noise_sched = DDPMScheduler.from_config(scheduler_config())  # from_config ignores DDIM-only keys
     ac = noise_sched.alphas_cumprod
@@ -229,7 +227,7 @@ def main(cfg: PriorTrainConfig) -> None:
     ema_offset = _init_steps(cfg.init)
     for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="prior"):
         seed = common.seed_for_step(cfg.seed, step)
-        images, captions, _ = sample_batch(seed, cfg.batch, cfg.image_size)
+        images, captions, _ = cfg.world.prior_data(seed, cfg.batch, cfg.image_size)
         g = torch.Generator().manual_seed(seed)
         drop = torch.rand(cfg.batch, generator=g) < cfg.uncond_prob
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]

@@ -1,0 +1,44 @@
+"""Where the 3D world's trained weights live (package data, as for the 2D world) and its family name.
+
+Every default path of the 3D world (the trainers' `--out`, loaders) comes from here, so it is right from
+any working directory. The weights are not shipped yet: `require` turns a missing folder into an error
+that says which command trains it, instead of a loader's bare "file not found".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WORLD3D_FAMILY = "RewardSDSWorld3DPrior"
+"""The 3D world prior's family: `model_index.json`'s `_class_name` (written by `world3d.train.prior`).
+Distinct from the 2D `RewardSDSWorldPrior`, so that loaders can tell a view-aware prior apart."""
+
+TRAIN_COMMANDS = {"clip": "python -m rewardsds.world3d.train.clip",
+                  "prior": "python -m rewardsds.world3d.train.prior"}
+"""how each folder under `weights_dir()` is made (quoted by `require`)"""
+
+
+def weights_dir() -> Path:
+    """`rewardsds/world3d/weights/`: one sub-folder per trained model (may not exist yet)."""
+    return Path(__file__).parent / "weights"
+
+
+def clip_dir() -> Path:
+    """The 3D world CLIP (transformers `CLIPModel` + tokenizer + image processor), view-invariant."""
+    return weights_dir() / "clip"
+
+
+def prior_dir() -> Path:
+    """The 3D world prior, view-aware, in Stable Diffusion's folder layout (unet/, text_encoder/, ...)."""
+    return weights_dir() / "prior"
+
+
+def require(folder: Path, marker: str) -> Path:
+    """`folder` if it holds `marker` (e.g. ``config.json`` or ``model_index.json``); else FileNotFoundError
+    naming the command that trains it."""
+    folder = Path(folder)
+    if not (folder / marker).exists():
+        how = TRAIN_COMMANDS.get(folder.name, "the 3D world trainers (python -m rewardsds.world3d.train.*)")
+        raise FileNotFoundError(f"3D world weights missing: {str(folder / marker)!r} does not exist "
+                                f"(not trained yet? train them with `{how} --out {folder}`)")
+    return folder

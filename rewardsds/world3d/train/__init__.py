@@ -1,0 +1,8 @@
+"""Trainers of the 3D world's models: the 2D world's trainers run on the 3D world's `WorldSpec`.
+
+    python -m rewardsds.world3d.train.clip    # the 3D world CLIP (view-invariant captions; the reward)
+    python -m rewardsds.world3d.train.prior   # the view-aware prior (captions + ", side view", ...)
+
+Same options, checkpoints and records as `rewardsds.world.train` (whose code they run); only the data,
+tokenizer, hard negatives, family name and default folders differ (`spec.WORLD3D`).
+"""

@@ -1,0 +1,197 @@
+"""The 3D world's training half: its data, tokenizer, hard negatives and the shared trainers run on it.
+
+The trainers are the 2D world's (`rewardsds.world.train`), run with the 3D `WorldSpec`; these tests
+run each for 2 steps at 16 px and load what they wrote, and pin the 2D defaults the refactor kept.
+"""
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rewardsds.world3d import paths as paths3d
+from rewardsds.world3d.data import sample_batch
+from rewardsds.world3d.negatives import all_hard_negatives, hard_negatives, holds
+from rewardsds.world3d.scenes import HELD_OUT, VIEWS, parse_caption, sample_scene, view_suffix
+from rewardsds.world3d.tokenizer import MAX_LENGTH, build_tokenizer
+
+_SUFFIXES = tuple(f", {v} view" for v in VIEWS)
+
+
+def test_batch_shapes_ranges_and_determinism():
+    images, captions, scenes = sample_batch(3, 6, image_size=16)
+    assert images.shape == (6, 3, 16, 16) and images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert len(captions) == len(scenes) == 6 and all(isinstance(c, str) for c in captions)
+    again = sample_batch(3, 6, image_size=16)
+    assert np.array_equal(images, again[0]) and captions == again[1] and scenes == again[2]
+    assert not np.array_equal(images, sample_batch(4, 6, image_size=16)[0])
+    # every view shows something besides the backdrop (the cameras look at the objects)
+    assert all((img.std(axis=(1, 2)) > 0.01).any() for img in images)
+
+
+def test_view_suffix_only_for_the_prior_and_same_scenes_otherwise():
+    _, with_view, scenes = sample_batch(5, 16, image_size=8, view_prompts=True)
+    images, plain, scenes2 = sample_batch(5, 16, image_size=8, view_prompts=False)
+    assert scenes == scenes2
+    assert all(c.endswith(_SUFFIXES) for c in with_view)
+    assert not any(c.endswith(_SUFFIXES) or "view" in c for c in plain)
+    assert [c.rsplit(",", 1)[0] for c in with_view] == plain
+    assert {c.rsplit(", ", 1)[1] for c in sample_batch(0, 64, image_size=4)[1]} <= {"front view", "side view",
+                                                                                      "back view"}
+    for c, sc in zip(with_view, scenes):  # the caption still reads back as its scene
+        assert [(o.colour, o.shape) for o in parse_caption(c).objects] == [(o.colour, o.shape) for o in sc.objects]
+
+
+def test_heldout_split_and_suffix_matches_the_gen3d_labels():
+    _, _, scenes = sample_batch(1, 12, image_size=4, split="heldout")
+    assert all((sc.objects[0].colour, sc.objects[0].shape) in HELD_OUT for sc in scenes)
+    _, _, train = sample_batch(1, 64, image_size=4)
+    assert not any((o.colour, o.shape) in HELD_OUT for sc in train for o in sc.objects)
+    assert view_suffix(10.0, 20.0) == ", front view" and view_suffix(180.0, 5.0) == ", back view"
+
+
+def test_tokenizer_reads_every_caption_within_its_length():
+    tok = build_tokenizer()
+    rng = random.Random(0)
+    for _ in range(500):
+        sc = sample_scene(rng)
+        for text in [sc.caption(rng) + view_suffix(rng.uniform(0, 360), rng.uniform(0, 90)),
+                     *hard_negatives(sc, rng, 3, 1.0)]:
+            ids = tok(text).input_ids
+            assert tok.unk_token_id not in ids and len(ids) <= MAX_LENGTH, text
+
+
+def test_hard_negatives_exclude_the_caption_and_include_the_relation_edit():
+    rng = random.Random(1)
+    for _ in range(200):
+        sc = sample_scene(rng, 2)
+        negs = all_hard_negatives(sc)
+        assert negs and sc.caption() not in negs
+        if sc.relation in ("left of", "in front of", "on top of"):
+            flipped = {"left of": "right of", "in front of": "behind"}.get(sc.relation)
+            bottom = (sc.objects[1].colour, sc.objects[1].shape)  # for "on top of": the stack upside down
+            assert any(parse_caption(n).relation == flipped if flipped else
+                       (parse_caption(n).objects[0].colour, parse_caption(n).objects[0].shape) == bottom
+                       for n in negs), (sc, negs)
+    sc = sample_scene(random.Random(2), 2)
+    assert holds(sc, sc)
+
+
+def test_the_judge_finds_every_hard_negative_false():
+    """An independent reader (judge3d on the scene's exact field) agrees: the caption holds, no negative does."""
+    from functools import partial
+
+    from rewardsds.world3d.judge import judge_field
+    from rewardsds.world3d.render import scene_density_colour
+
+    rng = random.Random(7)
+    for _ in range(3):
+        sc = sample_scene(rng, 2)
+        field = partial(scene_density_colour, sc)
+        assert judge_field(field, sc.caption(), resolution=48).all_correct
+        assert not any(judge_field(field, n, resolution=48).all_correct for n in all_hard_negatives(sc))
+
+
+def test_missing_weights_say_how_to_train_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="rewardsds.world3d.train.clip"):
+        paths3d.require(tmp_path / "clip", "config.json")
+    from rewardsds.world3d.train.prior import Prior3DTrainConfig
+
+    with pytest.raises(FileNotFoundError, match="not trained yet"):
+        Prior3DTrainConfig(clip=tmp_path / "clip", out=tmp_path / "p", work=tmp_path / "w")
+    assert paths3d.clip_dir().parent == paths3d.prior_dir().parent == paths3d.weights_dir()
+
+
+@pytest.fixture(scope="module")
+def clip3d(tmp_path_factory) -> Path:
+    """A 2-step 3D CLIP at 16 px (its final accuracy check included)."""
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig, main
+
+    tmp = tmp_path_factory.mktemp("clip3d")
+    main(Clip3DTrainConfig(out=tmp / "clip", work=tmp / "work", steps=2, batch=4, image_size=16,
+                           checkpoint_every=1, threads=1))
+    return tmp / "clip"
+
+
+def test_clip_trainer_writes_a_loadable_3d_clip(clip3d):
+    from transformers import AutoTokenizer, CLIPModel
+
+    model, tok = CLIPModel.from_pretrained(clip3d), AutoTokenizer.from_pretrained(clip3d)
+    assert model.config.vision_config.image_size == 16
+    assert model.config.text_config.max_position_embeddings == MAX_LENGTH == tok.model_max_length
+    assert len(tok) == len(build_tokenizer())
+    record = json.loads((clip3d / "training_record.json").read_text())
+    assert record["command"] == "python -m rewardsds.world3d.train.clip" and record["steps_done"] == 2
+    assert set(record["hard_negative_accuracy"]) == {"train", "heldout"}
+
+
+def test_clip3d_refuses_swap_pairs(tmp_path):
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig, main
+
+    with pytest.raises(ValueError, match="swap-pairs"):
+        main(Clip3DTrainConfig(out=tmp_path / "o", work=tmp_path / "w", swap_pairs=0.5, steps=1, batch=2))
+
+
+def test_prior_trainer_writes_a_view_aware_3d_prior(clip3d, tmp_path):
+    from rewardsds.priors.diffusers_prior import DiffusersPrior
+    from rewardsds.world3d.train.prior import Prior3DTrainConfig, main
+
+    out = tmp_path / "prior"
+    main(Prior3DTrainConfig(clip=clip3d, out=out, work=tmp_path / "work", steps=2, batch=4, image_size=16,
+                            warmup=1, checkpoint_every=1, threads=1))
+    prior = DiffusersPrior.from_pretrained(out)
+    assert prior.family == paths3d.WORLD3D_FAMILY == "RewardSDSWorld3DPrior"
+    assert prior.tokenizer.model_max_length == MAX_LENGTH
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["command"].startswith("python -m rewardsds.world3d.train.prior") and record["steps_done"] == 2
+    # the view words reach the U-Net: two views of one prompt condition it differently
+    enc = prior.tokenizer(["a red cube, front view", "a red cube, back view"], padding="max_length",
+                          max_length=MAX_LENGTH, return_tensors="pt")
+    with torch.no_grad():
+        states = prior.text_encoder(input_ids=enc.input_ids).last_hidden_state
+    assert not torch.allclose(states[0], states[1])
+
+
+def test_2d_trainers_keep_their_world_and_defaults():
+    """The refactor made the trainers world-agnostic without moving a 2D default."""
+    from rewardsds.world import paths
+    from rewardsds.world.tokenizer import MAX_LENGTH as MAX_2D
+    from rewardsds.world.train.clip import ClipTrainConfig
+    from rewardsds.world.train.common import WORLD
+    from rewardsds.world.train.prior import PriorTrainConfig, _command
+
+    c = ClipTrainConfig()
+    assert (c.out, c.work, c.steps, c.batch, c.lr, c.seed, c.image_size, c.checkpoint_every) == \
+        (paths.clip_dir(), Path("runs/world/clip"), 3000, 128, 1e-3, 0, 32, 250)
+    assert (c.negatives, c.relation_focus, c.swap_pairs, c.init, c.max_minutes, c.threads) == \
+        (3, 1.0, 0.0, None, 0.0, 0)
+    p = PriorTrainConfig()
+    assert (p.clip, p.out, p.work, p.steps, p.batch, p.lr, p.checkpoint_every) == \
+        (paths.clip_dir(), paths.prior_dir(), Path("runs/world/prior"), 3000, 64, 5e-4, 100)
+    assert (p.ema, p.uncond_prob, p.warmup, p.stop_at, p.export_only, p.init) == (0.999, 0.1, 200, 0, False, None)
+    assert ClipTrainConfig.world is PriorTrainConfig.world is WORLD
+    assert (WORLD.family, WORLD.max_length, WORLD.module) == ("RewardSDSWorldPrior", MAX_2D, "rewardsds.world.train")
+    assert "world" not in vars(c) and _command().startswith("python -m rewardsds.world.train.prior")
+    from rewardsds.world.scenes import sample_batch as sample_2d
+
+    assert WORLD.clip_data is WORLD.prior_data is sample_2d
+
+
+def test_2d_trainers_still_train_the_2d_world(tmp_path):
+    """Two steps of each 2D trainer: same family, commands and text length as before the refactor."""
+    from rewardsds.priors.diffusers_prior import DiffusersPrior
+    from rewardsds.world.paths import WORLD_FAMILY
+    from rewardsds.world.train import clip, prior
+
+    clip.main(clip.ClipTrainConfig(out=tmp_path / "clip", work=tmp_path / "cw", steps=2, batch=4, image_size=16,
+                                   swap_pairs=0.5, threads=1))
+    record = json.loads((tmp_path / "clip" / "training_record.json").read_text())
+    assert record["command"] == "python -m rewardsds.world.train.clip"
+    prior.main(prior.PriorTrainConfig(clip=tmp_path / "clip", out=tmp_path / "prior", work=tmp_path / "pw",
+                                      steps=2, batch=4, image_size=16, warmup=1, threads=1))
+    loaded = DiffusersPrior.from_pretrained(tmp_path / "prior")
+    assert loaded.family == WORLD_FAMILY == "RewardSDSWorldPrior" and loaded.tokenizer.model_max_length == 16
