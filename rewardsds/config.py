@@ -52,7 +52,8 @@ class DistillOptions:
     reward_steps: float = 1.0
     """K: steps that use rewards: a fraction (0, 1] of the first steps, or a count > 1"""
     weighting: Scheme = "top-bottom"
-    """how candidate rewards become weights (paper Table 5; top-bottom = +0.9 top-2, -0.1 bottom-2)"""
+    """how candidate rewards become weights (paper Table 5; top-bottom: +0.9 shared by the top-2, -0.1 by the
+    bottom-2)"""
     softmax_temperature: float = 1.0
     """temperature of --weighting softmax"""
     softmax_normalize: Literal["none", "zscore", "rank"] = "zscore"
