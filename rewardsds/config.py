@@ -24,6 +24,8 @@ from .losses import BRIDGE_SRC, BRIDGE_TGT, GuidanceConfig, Method, TextMethod, 
 from .sweep.checks import check_float, check_int, check_seed
 from .weighting import Scheme, Weighting
 from .world.paths import WORLD_FAMILY
+from .world3d.paths import WORLD3D_FAMILY
+from .worlds import WORLD_PRIORS
 
 PRIOR_ALIASES = {
     "sd21": "stabilityai/stable-diffusion-2-1-base",
@@ -37,11 +39,13 @@ class DistillOptions:
     """The distillation options shared by single runs and sweeps."""
 
     prior: str = "world"
-    """'world' (embedded, offline), 'sd21', 'sd15', a local diffusers folder or a hub id"""
+    """'world' (embedded, offline), 'world3d' (the embedded 3D world, once trained), 'sd21', 'sd15', a local
+    diffusers folder or a hub id"""
     reward: str | None = None
-    """world-clip, world-aesthetic, clip, aesthetic@HEAD, imagereward, pickscore, hpsv2, a mix such as
-    '0.5*world-clip+0.5*world-aesthetic', or module.path:function (default: the prior's: world-clip for
-    the world; imagereward for Stable Diffusion, or clip when ImageReward is not installed)"""
+    """world-clip, world-aesthetic, world3d-clip, clip, aesthetic@HEAD, imagereward, pickscore, hpsv2, a mix
+    such as '0.5*world-clip+0.5*world-aesthetic', or module.path:function (default: the prior's: world-clip
+    for the world, world3d-clip for the 3D world; imagereward for Stable Diffusion, or clip when ImageReward
+    is not installed)"""
     n_noises: int = 4
     """N: noise candidates per reward step"""
     denoise_steps: int = 1
@@ -202,18 +206,25 @@ SD_DEFAULTS = FamilyDefaults(
     edit_steps=200, edit_lr=0.01, steps_3d=5000, views_3d=1, render_resolution_3d=64, view_dependent_3d=True,
     reward="imagereward", reward_fallback="clip", edit_t_range=(0.05, 0.95), edit_time_weighting="constant",
     vsd_lora_rank=4, vsd_lr=3e-4)
+# The 3D world's prior is the 2D world's model and trainer on 3D renders (same pixel space, size, schedule),
+# so its 2D/3D defaults are the 2D world's; only its reward and its view words differ: it was trained on
+# view-suffixed captions, so gen3d appends them by default.
+WORLD3D_DEFAULTS = dataclasses.replace(WORLD_DEFAULTS, view_dependent_3d=True, reward="world3d-clip")
 REWARD_PACKAGES = {"imagereward": ("ImageReward", "imagereward")}
 """reward name -> (the module it imports, the rewardsds extra that installs it)"""
-WORLD_REWARDS = ("world-clip", "world-aesthetic")
-FAMILY_DEFAULTS: dict[str, FamilyDefaults] = {WORLD_FAMILY: WORLD_DEFAULTS}
+WORLD_REWARDS = ("world-clip", "world-aesthetic", "world3d-clip")
+EMBEDDED_FAMILIES = (WORLD_FAMILY, WORLD3D_FAMILY)
+"""the pixel-space embedded worlds' families (solid world backdrop, no SD-only options)"""
+FAMILY_DEFAULTS: dict[str, FamilyDefaults] = {WORLD_FAMILY: WORLD_DEFAULTS, WORLD3D_FAMILY: WORLD3D_DEFAULTS}
 """model_index.json `_class_name` -> defaults; any other family (Stable Diffusion pipelines) gets SD_DEFAULTS"""
 
 
 def prior_family(prior: str) -> str:
-    """The family of a prior spec: 'world' is the world's; a local folder's comes from its
-    model_index.json (reads that file only, loads nothing); hub ids count as Stable Diffusion."""
-    if prior == "world":
-        return WORLD_FAMILY
+    """The family of a prior spec: a `WORLD_PRIORS` alias ('world', 'world3d') is its world's; a local
+    folder's comes from its model_index.json (reads that file only, loads nothing); hub ids count as
+    Stable Diffusion."""
+    if prior in WORLD_PRIORS:
+        return WORLD_PRIORS[prior].family
     try:
         index = json.loads((Path(prior).expanduser() / "model_index.json").read_text())
     except (OSError, ValueError):
@@ -228,6 +239,11 @@ def family_defaults(prior: str) -> FamilyDefaults:
 def is_world_prior(prior: str) -> bool:
     """'world', or a folder holding a world prior (e.g. one retrained by the world's trainer)."""
     return prior_family(prior) == WORLD_FAMILY
+
+
+def is_embedded_world(prior: str) -> bool:
+    """A prior of either embedded world (2D or 3D): pixel space, the world backdrop, world rewards."""
+    return prior_family(prior) in EMBEDDED_FAMILIES
 
 
 def prior_defaults(prior: str, method: str) -> dict:
@@ -259,7 +275,7 @@ def reward_notes(prior: str, reward: str | None) -> list[str]:
     if reward is None:
         note = default_reward(prior)[1]
         return [note] if note else []
-    if is_world_prior(prior):
+    if is_embedded_world(prior):
         return []
     world = [n for n in reward_names(reward) if n in WORLD_REWARDS]
     if not world:

@@ -17,7 +17,15 @@ from typing import Annotated, Literal
 
 import tyro
 
-from .config import CommonConfig, family_defaults, guidance_config, is_world_prior, prior_defaults, resolve
+from .config import (
+    CommonConfig,
+    family_defaults,
+    guidance_config,
+    is_embedded_world,
+    prior_defaults,
+    prior_family,
+    resolve,
+)
 from .loop import LoopConfig
 from .losses import GuidanceConfig, TextMethod
 from .render import CameraRanges
@@ -26,6 +34,11 @@ from .representations.field_scene import RenderConfig, ViewConfig
 from .representations.gaussians import GaussianConfig
 from .sweep.checks import check_float, check_int
 from .world.scenes import BACKGROUND as WORLD_BACKGROUND
+from .world3d.paths import WORLD3D_FAMILY
+
+WORLD3D_ELEVATION = (0.0, 60.0)
+"""elevations (degrees) the 3D world prior was trained on (`world3d.render.ELEVATION_RANGE`, kept equal by a
+test; not imported, so the config stays free of the renderer)"""
 
 
 @dataclass
@@ -64,7 +77,8 @@ class Gen3DConfig(CommonConfig):
     n_samples: int = 48
     """stratified samples per ray"""
     cameras: CameraRanges = CameraRanges()
-    """ranges that training cameras are drawn from"""
+    """ranges that training cameras are drawn from (3D world prior: elevations within 0-60, its training
+    range; the default -10..45 becomes 0..45)"""
     representation: Literal["field", "gaussians"] = "field"
     """what is optimised: a radiance field (grids + MLP, volume rendered) or 3D Gaussians (splatted)"""
     grid: FieldConfig = FieldConfig()
@@ -78,7 +92,8 @@ class Gen3DConfig(CommonConfig):
     shading_prob: float = 0.0
     """chance per step of Lambertian shading with normals from the density (else albedo)"""
     view_dependent: bool | None = None
-    """append ', front view' etc. (default: off for the world prior, whose vocabulary lacks them)"""
+    """append ', front view' etc. (default: off for the 2D world prior, whose vocabulary lacks them; on for
+    the 3D world prior, trained on exactly these suffixes, and for Stable Diffusion)"""
     opacity_reg: float = 0.0
     """weight of the mean opacity of the views as a penalty (discourages fog)"""
     decoder_lr_scale: float = 0.1
@@ -99,7 +114,7 @@ class Gen3DConfig(CommonConfig):
 
 def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     """Fill the None fields from the prior family's 3D defaults and check (idempotent; ValueError)."""
-    fam, world = family_defaults(cfg.prior), is_world_prior(cfg.prior)
+    fam, world = family_defaults(cfg.prior), is_embedded_world(cfg.prior)
     d = prior_defaults(cfg.prior, cfg.method)
     d.update(steps=fam.steps_3d, lr=1e-2, views=fam.views_3d, render_resolutions=(fam.render_resolution_3d,),
              view_dependent=fam.view_dependent_3d)
@@ -111,9 +126,25 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     if cfg.background == "auto":
         fill.update(background="solid", background_color=WORLD_BACKGROUND) if world else fill.update(
             background="learned")
+    if prior_family(cfg.prior) == WORLD3D_FAMILY:
+        fill["cameras"] = world3d_cameras(cfg.cameras)
     cfg = resolve(dataclasses.replace(cfg, **fill))
     check_gen3d(cfg)
     return cfg
+
+
+def world3d_cameras(cams: CameraRanges) -> CameraRanges:
+    """Cameras the 3D world prior can read: it saw elevations 0-60 only, so a view from below the
+    ground or above 60 degrees (", overhead view", a suffix it never saw) would be out of distribution.
+    The default range is clipped to 0-60 (-10..45 -> 0..45, idempotent); a range given explicitly that
+    leaves 0-60 is an error rather than a silent change."""
+    lo, hi = cams.elevation
+    if (lo, hi) == CameraRanges().elevation:
+        return dataclasses.replace(cams, elevation=(max(lo, WORLD3D_ELEVATION[0]), min(hi, WORLD3D_ELEVATION[1])))
+    if lo < WORLD3D_ELEVATION[0] or hi > WORLD3D_ELEVATION[1]:
+        raise ValueError(f"--cameras.elevation {lo:g} {hi:g} leaves the 3D world prior's training range "
+                         f"{WORLD3D_ELEVATION[0]:g}-{WORLD3D_ELEVATION[1]:g} degrees")
+    return cams
 
 
 ANNEAL_FRACTION = 0.8

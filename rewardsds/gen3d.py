@@ -15,7 +15,8 @@ for latent priors, the identity map for pixel priors) and the renderer into the 
 Outputs in the run folder: ``turntable.mp4`` (or .gif), ``views.png``, ``mesh.obj``, ``mesh.glb``,
 ``field.safetensors`` (Gaussians: ``gaussians.safetensors`` and a 3DGS ``gaussians.ply``), ``log.jsonl`` (one
 line per step; Gaussians also log their count), ``config.json``, ``checkpoint.safetensors``
-(for --resume) and ``summary.json``, written last: its presence means complete.
+(for --resume) and ``summary.json``, written last: its presence means complete. On the 3D world prior
+the summary holds ``judge3d``, the exact judge's verdict on the finished field (`world3d.model_judge`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .render.splat import SplatRenderer
 from .representations.field import RadianceField
 from .representations.field_scene import RenderConfig, build_renderer, new_field_scene, render_resolution
 from .representations.gaussians import GaussianConfig, GaussianModel, new_gaussian_scene
+from .world3d.paths import WORLD3D_FAMILY
 
 __all__ = ["Gen3DConfig", "Gen3DResult", "load_field", "load_gaussians", "load_scene", "render_resolution",
            "resolve3d", "run_gen3d", "save_outputs", "train"]
@@ -152,5 +154,9 @@ def run_gen3d(cfg: Gen3DConfig, on_step=None, models=None) -> dict:
                "skipped_steps": result.skipped_steps, "prior_calls": result.prior_calls,
                "seconds": round(result.seconds, 2), "wall_seconds": round(time.time() - t0, 2),
                "files": {k: p.name for k, p in files.items()}, "out": str(s.out)}
+    if getattr(s.prior, "family", "") == WORLD3D_FAMILY:  # an exact reading exists only for the 3D world
+        from .world3d.model_judge import verdict_summary
+
+        summary["judge3d"] = verdict_summary(result.field, cfg.prompt)
     media.save_json(s.out / "summary.json", summary)
     return summary

@@ -128,9 +128,15 @@ PINNED = {
 
 
 def test_world_run_hashes_are_unchanged():
-    got = {(m, r): config_hash(canonical_config(GenerateConfig(prompt="a red circle", method=m, reward=r)))
-           for m, r in PINNED}
+    """Earlier runs keep their hashes; the one deliberate change since is the default weight scale (group): a
+    reward-* run with the earlier scale (--weight-scale each) is the earlier run, the default is a new one."""
+    def h(m, r, **kw):
+        return config_hash(canonical_config(GenerateConfig(prompt="a red circle", method=m, reward=r, **kw)))
+
+    got = {(m, r): h(m, r, weight_scale="each") for m, r in PINNED}
     assert got == PINNED
+    for m, r in PINNED:
+        assert (h(m, r) == PINNED[(m, r)]) == (not m.startswith("reward-")), (m, r)
     # the default reward of the world is the explicit world-clip, field for field
     assert canonical_config(GenerateConfig(prompt=P, method="reward-sds")) == canonical_config(
         GenerateConfig(prompt=P, method="reward-sds", reward="world-clip"))

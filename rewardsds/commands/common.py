@@ -141,14 +141,19 @@ def prepare_out(path: Path, resume: bool, overwrite: bool = False) -> Path:
 
 
 def load_prior(spec: str, device: torch.device):
-    """(prior, the path or hub id it was loaded from)."""
+    """(prior, the path or hub id it was loaded from). A world alias whose weights are not trained yet
+    ('world3d') is one error saying how to train them, not a loader's "no model_index.json"."""
     from ..config import PRIOR_ALIASES
     from ..priors.diffusers_prior import DiffusersPrior, PriorLoadError
+    from ..worlds import WORLD_PRIORS
 
-    if spec == "world":
-        from ..world.paths import prior_dir
-
-        path = str(prior_dir())
+    world = WORLD_PRIORS.get(spec)
+    if world is not None:
+        folder = world.prior_dir()
+        if world.train_hint is not None and not (folder / "model_index.json").exists():
+            raise UserError(f"--prior {spec}: its weights are not trained yet ({str(folder)!r} has no "
+                            f"model_index.json); {world.train_hint}")
+        path = str(folder)
     else:
         path = PRIOR_ALIASES.get(spec, spec)
     try:
@@ -177,12 +182,19 @@ def check_prompt(prior, prompt: str, what: str = "prompt", allow_unknown: bool =
     if n > tok.model_max_length:
         raise UserError(f"the {what} is {n} tokens long; this prior reads at most {tok.model_max_length}")
     from ..world.paths import WORLD_FAMILY
+    from ..world3d.paths import WORLD3D_FAMILY
 
-    if getattr(prior, "family", "") == WORLD_FAMILY and not allow_unknown:
-        unknown = unknown_words(tok, prompt)
+    family = getattr(prior, "family", "")
+    if family in (WORLD_FAMILY, WORLD3D_FAMILY) and not allow_unknown:
+        unknown = unknown_words(tok, prompt)  # the prior's own word-level tokenizer: what it actually reads
         if unknown:
-            vocab = sorted(w for w in tok.get_vocab() if w.isalpha())
-            raise UserError(f"the {what} has words the embedded world does not know: {', '.join(unknown)}. It knows: "
+            if family == WORLD3D_FAMILY:  # the 3D grammar's words (view words included), not the 2D world's
+                from ..world3d.scenes import vocabulary
+
+                name, vocab = "embedded 3D world", [w for w in vocabulary() if w.isalpha()]
+            else:
+                name, vocab = "embedded world", sorted(w for w in tok.get_vocab() if w.isalpha())
+            raise UserError(f"the {what} has words the {name} does not know: {', '.join(unknown)}. It knows: "
                             f"{' '.join(vocab)} (pass --allow-unknown-words to run anyway)")
 
 

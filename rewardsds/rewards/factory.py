@@ -11,6 +11,7 @@ Grammar::
 Names (explicit below, no hidden registry):
     world-clip        the embedded world's CLIP, CLIPScore x100
     world-aesthetic   the embedded world's aesthetic predictor (rewardsds.world.train_aesthetic)
+    world3d-clip      the embedded 3D world's CLIP (view-invariant), CLIPScore x100, as world-clip
     clip, clipscore   CLIPScore x100, openai/clip-vit-large-patch14 (or @folder)
     pickscore         PickScore, yuvalkirstain/PickScore_v1 (or @folder)
     aesthetic         LAION aesthetic predictor on CLIP ViT-L/14; needs @head.pth (linear or MLP head)
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from .base import CallableReward, MixReward, Reward
 
-KNOWN = ("world-clip", "world-aesthetic", "clip", "clipscore", "pickscore", "aesthetic", "imagereward",
+KNOWN = ("world-clip", "world-aesthetic", "world3d-clip", "clip", "clipscore", "pickscore", "aesthetic", "imagereward",
          "hpsv2")
 
 
@@ -68,6 +69,10 @@ def local_weights(spec: str) -> list[Path]:
             out.append(paths.clip_dir())
         elif name == "world-aesthetic":
             out.append(paths.aesthetic_dir())
+        elif name == "world3d-clip":
+            from ..world3d import paths as paths3d
+
+            out.append(paths3d.clip_dir())
     return out
 
 
@@ -113,6 +118,13 @@ def _load_named(name: str, arg: str | None, device: str, world_dir) -> Reward:
 
         return CLIPScoreReward.from_pretrained(arg or world / "clip", device=device, scale=100.0,
                                                name="world-clip")
+    if name == "world3d-clip":  # the same reward class and scale as world-clip, over the 3D world's CLIP
+        from ..world3d import paths as paths3d
+        from .clip_score import CLIPScoreReward
+
+        # `require`: a missing folder is "not trained yet, run ...", not transformers' bare OSError
+        folder = Path(arg) if arg else paths3d.require(paths3d.clip_dir(), "config.json")
+        return CLIPScoreReward.from_pretrained(folder, device=device, scale=100.0, name="world3d-clip")
     if name == "world-aesthetic":
         from .aesthetic import AestheticReward
 

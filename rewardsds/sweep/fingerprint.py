@@ -37,10 +37,10 @@ def folder_digest(path: Path) -> str:
 
 def prior_folder(spec: str) -> Path | None:
     """The local folder a --prior spec loads, or None for a hub id."""
-    if spec == "world":
-        from ..world.paths import prior_dir
+    from ..worlds import WORLD_PRIORS
 
-        return prior_dir()
+    if spec in WORLD_PRIORS:  # 'world', 'world3d'
+        return WORLD_PRIORS[spec].prior_dir()
     p = Path(spec).expanduser()
     return p if p.exists() else None
 

@@ -1,0 +1,35 @@
+"""The embedded worlds as `--prior` aliases: 'world' (2D, shipped) and 'world3d' (trained later).
+
+Knowing an alias's family without loading anything lets every default (config.FAMILY_DEFAULTS) resolve
+before any weights load, or even exist. Light on purpose (pathlib only): the loaders, the sweep's
+fingerprint and the configs all read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .world import paths as world_paths
+from .world3d import paths as world3d_paths
+
+
+@dataclass(frozen=True)
+class WorldPrior:
+    """An embedded world's `--prior` alias: the family its folder declares and where the folder lives."""
+
+    family: str
+    prior_dir: Callable[[], Path]
+    """the folder, looked up at call time (so a retrained or relocated weights folder is seen)"""
+    train_hint: str | None = None
+    """how to make the weights when the folder is missing (None: they ship with the package)"""
+
+
+WORLD_PRIORS: dict[str, WorldPrior] = {
+    "world": WorldPrior(world_paths.WORLD_FAMILY, lambda: world_paths.prior_dir()),
+    "world3d": WorldPrior(world3d_paths.WORLD3D_FAMILY, lambda: world3d_paths.prior_dir(), train_hint=(
+        f"train the 3D CLIP, then the prior: `{world3d_paths.TRAIN_COMMANDS['clip']} --threads 1` then "
+        f"`{world3d_paths.TRAIN_COMMANDS['prior']} --threads 1` (or pass --prior FOLDER)")),
+}
+"""`--prior` aliases of the embedded worlds (the hub aliases are `config.PRIOR_ALIASES`)"""

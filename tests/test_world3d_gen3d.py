@@ -1,0 +1,166 @@
+"""gen3d on the embedded 3D world: the `world3d` alias and its family defaults, the `world3d-clip` reward,
+and the `judge3d` verdict in summary.json. The 3D weights are not trained yet, so a 2-step CLIP and
+prior are trained into a tmp folder here (as tests/test_world3d_train.py does)."""
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from rewardsds.cli import main
+from rewardsds.world3d import paths as paths3d
+
+PROMPT = "a big red cube"
+
+
+@pytest.fixture()
+def no_3d_weights(tmp_path, monkeypatch):
+    """The 3D weights folder as it is before training, wherever the real one stands."""
+    monkeypatch.setattr(paths3d, "weights_dir", lambda: tmp_path / "no-weights")
+
+
+def test_world3d_prior_without_weights_is_one_line_naming_the_trainers(tmp_path, no_3d_weights, capsys):
+    out = tmp_path / "run"
+    code = main(["gen3d", PROMPT, "--prior", "world3d", "--out", str(out), "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "python -m rewardsds.world3d.train.clip" in err and "python -m rewardsds.world3d.train.prior" in err
+    assert not out.exists()
+
+
+def test_world3d_clip_without_weights_says_how_to_train_it(no_3d_weights):
+    from rewardsds.rewards.factory import load_reward
+
+    with pytest.raises(FileNotFoundError, match="rewardsds.world3d.train.clip"):
+        load_reward("world3d-clip")
+
+
+def test_the_3d_family_is_a_pixel_world_with_view_prompts_and_its_cameras(no_3d_weights):
+    from rewardsds.config import SD_DEFAULTS, WORLD_DEFAULTS, default_reward, family_defaults
+    from rewardsds.config3d import WORLD3D_ELEVATION, Gen3DConfig, resolve3d
+    from rewardsds.render import CameraRanges
+    from rewardsds.world.scenes import BACKGROUND
+    from rewardsds.world3d.render import ELEVATION_RANGE
+
+    fam = family_defaults("world3d")
+    assert fam is not SD_DEFAULTS and fam.guidance_scale == WORLD_DEFAULTS.guidance_scale
+    assert default_reward("world3d") == ("world3d-clip", None) and fam.view_dependent_3d
+    assert WORLD3D_ELEVATION == ELEVATION_RANGE
+    cfg = resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d"))
+    assert (cfg.view_dependent, cfg.reward, cfg.background, cfg.x0_recon) == (True, "world3d-clip", "solid", False)
+    assert cfg.background_color == BACKGROUND and cfg.cameras.elevation == (0.0, 45.0) and resolve3d(cfg) == cfg
+    with pytest.raises(ValueError, match="0-60"):
+        resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d", cameras=CameraRanges(elevation=(10.0, 80.0))))
+    # the 2D world keeps its own: no view words, the default cameras
+    flat = resolve3d(Gen3DConfig(prompt="a red circle"))
+    assert (flat.view_dependent, flat.reward, flat.cameras) == (False, "world-clip", CameraRanges())
+
+
+# --- the judge3d verdict on a known scene, through gen3d's code path -------------------------------------------
+
+def _scene_field(caption: str, sigma: float):
+    """A `RadianceField` whose density is `sigma` inside the solids of a world scene (and 0 outside)."""
+    from rewardsds.representations.field import FieldConfig, RadianceField
+    from rewardsds.world3d.render import scene_density_colour
+    from rewardsds.world3d.scenes import sample_scene
+
+    rng = random.Random(0)
+    scene = next(s for s in (sample_scene(rng, 1) for _ in range(500)) if s.caption() == caption)
+
+    class SceneField(RadianceField):
+        def forward(self, points):
+            density, rgb = scene_density_colour(scene, points)
+            return sigma * density, rgb
+
+    return SceneField(FieldConfig(resolutions=(2,), features=1, hidden=2))
+
+
+def test_judge3d_reads_a_known_scene_and_needs_it_opaque():
+    from rewardsds.world3d.model_judge import density_threshold, verdict_summary
+
+    resolution = 48
+    field = _scene_field(PROMPT, sigma=100.0)
+    threshold = density_threshold(field, resolution)
+    assert math.isclose(1 - math.exp(-threshold * 2.0 / (resolution - 1)), 0.5)  # half opaque over one voxel
+    right = verdict_summary(field, PROMPT, resolution)
+    assert right["all_correct"] and right["accuracy"] == 1.0 and right["duplicated"] == []
+    assert set(right["facts"]) == {"object0.colour", "object0.shape", "object0.size", "count"}
+    wrong = verdict_summary(field, "a small blue sphere", resolution)
+    assert not wrong["all_correct"] and not wrong["facts"]["object0.colour"]
+    fog = verdict_summary(_scene_field(PROMPT, sigma=0.5 * threshold), PROMPT, resolution)
+    assert not fog["all_correct"] and not fog["facts"]["count"]  # too thin to be an object
+    assert verdict_summary(field, "a red circle", resolution) is None  # not a 3D world caption
+
+
+def _scene_gaussians(caption: str, opacity: float):
+    """A `GaussianModel` filling a world scene's solids: one Gaussian (std 0.025) per point of a 0.05 lattice."""
+    from rewardsds.representations.gaussians import C0, GaussianModel
+    from rewardsds.world3d.render import scene_density_colour
+    from rewardsds.world3d.scenes import sample_scene
+
+    rng = random.Random(0)
+    scene = next(s for s in (sample_scene(rng, 1) for _ in range(500)) if s.caption() == caption)
+    axis = torch.arange(-1.0, 1.0, 0.05)
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).view(-1, 3)
+    density, rgb = scene_density_colour(scene, points)
+    keep = density > 0
+    g = GaussianModel(n=int(keep.sum()))
+    with torch.no_grad():
+        g.means.copy_(points[keep])
+        g.log_scales.fill_(math.log(0.025))
+        g.opacity_logits.fill_(math.log(opacity / (1 - opacity)))
+        g.sh_dc.copy_((rgb[keep] - 0.5) / C0)
+    return g
+
+
+def test_judge3d_reads_gaussians_by_their_summed_opacity():
+    from rewardsds.world3d.model_judge import density_threshold, verdict_summary
+
+    solid = _scene_gaussians(PROMPT, opacity=0.9)
+    assert density_threshold(solid) == 0.5
+    assert verdict_summary(solid, PROMPT, 32)["all_correct"]
+    assert not verdict_summary(solid, "a big red sphere", 32)["all_correct"]
+    assert not verdict_summary(_scene_gaussians(PROMPT, opacity=0.2), PROMPT, 32)["facts"]["count"]  # a haze
+
+
+# --- end to end on tiny trained 3D models ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny3d(tmp_path_factory) -> tuple[Path, Path]:
+    """(3D CLIP folder, 3D prior folder), each trained for 2 steps at 16 px."""
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig
+    from rewardsds.world3d.train.clip import main as train_clip
+    from rewardsds.world3d.train.prior import Prior3DTrainConfig
+    from rewardsds.world3d.train.prior import main as train_prior
+
+    tmp = tmp_path_factory.mktemp("tiny3d")
+    train_clip(Clip3DTrainConfig(out=tmp / "clip", work=tmp / "cw", steps=2, batch=4, image_size=16, threads=1))
+    train_prior(Prior3DTrainConfig(clip=tmp / "clip", out=tmp / "prior", work=tmp / "pw", steps=2, batch=4,
+                                   image_size=16, warmup=1, threads=1))
+    return tmp / "clip", tmp / "prior"
+
+
+def test_gen3d_on_a_3d_prior_writes_judge3d(tiny3d, tmp_path, capsys):
+    clip, prior = tiny3d
+    out = tmp_path / "run"
+    code = main(["gen3d", PROMPT, "--prior", str(prior), "--reward", f"world3d-clip@{clip}", "--steps", "2",
+                 "--n-noises", "2", "--views", "2", "--render-resolutions", "16", "--n-samples", "8",
+                 "--grid.resolutions", "8", "16", "--grid.features", "2", "--grid.hidden", "8",
+                 "--video-resolution", "16", "--video-frames", "2", "--mesh-resolution", "16", "--threads", "1",
+                 "--device", "cpu", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    verdict = summary["judge3d"]
+    assert set(verdict) >= {"facts", "accuracy", "all_correct", "duplicated"}
+    assert 0.0 <= verdict["accuracy"] <= 1.0 and "object0.shape" in verdict["facts"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["view_dependent"] and config["cameras"]["elevation"] == [0.0, 45.0]
+    log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    assert all(p.endswith((", front view", ", side view", ", back view")) for r in log for p in r["prompts"])
+    # a word outside the 3D world's vocabulary is refused, naming the 3D world's words
+    code = main(["gen3d", "a red circle", "--prior", str(prior), "--out", str(tmp_path / "bad"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "3D world does not know: circle" in err and "cylinder" in err
