@@ -6,6 +6,8 @@
 #   ABL_SEEDS=0 bash benchmarks/world_tables.sh           # ablations with one seed: ~2.9 h in all
 #   OUT=out/w bash benchmarks/world_tables.sh --ray auto  # on an existing Ray cluster (shared OUT)
 #   RESULTS=benchmarks/results/world_tables bash ...      # also copy eval.md/.json/.log + report.html there
+#   CROSS=0 ...                                           # table1 without the world-aesthetic row
+#   PROMPTS=FILE SEEDS="0 1" ABL_SEEDS=0 ABL_EVERY=1 ...  # a prompt subset, as the controls tables were made
 #
 # Extra arguments go to every `rewardsds sweep`. Everything is resumable: rerunning skips finished runs
 # (and eval skips scored ones), so the script can be stopped and restarted at any point. All tables
@@ -29,7 +31,9 @@
 #           (uniform weights: VSD's equal-compute control)     }
 #   bridge  bridge vs reward-bridge                            }
 #
-# Budget: 150 optimisation steps per image (the world default is 300; 150 already separates the
+# Budget (the per-image seconds below were measured on an earlier 2-core machine; on the one that made the
+# controls tables they were about 3x larger: sds 27 s, reward-sds 75-105 s, vsd ~140 s, reward-vsd ~250 s
+# with 3-4 jobs on 2 cores): 150 optimisation steps per image (the world default is 300; 150 already separates the
 # methods), N=4, S=1, reward world-clip unless the table varies it. Measured per image on one core
 # (1 torch thread, world prior + world CLIP): sds 7.5 s, reward-sds 25 s, N=2 15 s, N=8 48 s, S=3 71 s,
 # K=10% 10 s, K=50% 16 s, vsd 27 s, reward-vsd 55 s, bridge 7.5 s, reward-bridge 25 s.
