@@ -124,3 +124,20 @@ def build_tiny_aesthetic(path: Path, seed: int = 1) -> Path:
     head = torch.nn.Linear(12, 1)
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(path / "head.safetensors"))
     return path
+
+
+def build_tiny_world3d(path: Path) -> tuple[Path, Path]:
+    """(3D CLIP folder, 3D prior folder) under ``path``, each trained by its real trainer for 2 steps at
+    16 px with a checkpoint every step (work folders ``cw/``, ``pw/`` beside them): the 3D weights are not
+    shipped, so the 3D tests train these once per session (the ``tiny3d`` fixture)."""
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig
+    from rewardsds.world3d.train.clip import main as train_clip
+    from rewardsds.world3d.train.prior import Prior3DTrainConfig
+    from rewardsds.world3d.train.prior import main as train_prior
+
+    path = Path(path)
+    train_clip(Clip3DTrainConfig(out=path / "clip", work=path / "cw", steps=2, batch=4, image_size=16,
+                                 checkpoint_every=1, threads=1))
+    train_prior(Prior3DTrainConfig(clip=path / "clip", out=path / "prior", work=path / "pw", steps=2, batch=4,
+                                   image_size=16, warmup=1, checkpoint_every=1, threads=1))
+    return path / "clip", path / "prior"

@@ -2,7 +2,7 @@ import os
 
 import pytest
 import torch
-from _builders import build_tiny_prior
+from _builders import build_tiny_prior, build_tiny_world3d
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,3 +34,9 @@ def tiny_sd_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_pixel_dir(tmp_path_factory):
     return build_tiny_prior(tmp_path_factory.mktemp("tiny_pixel"), vae=False, prediction_type="v_prediction")
+
+
+@pytest.fixture(scope="session")
+def tiny3d(tmp_path_factory):
+    """(3D CLIP folder, 3D prior folder), each trained for 2 steps at 16 px (`build_tiny_world3d`); read-only."""
+    return build_tiny_world3d(tmp_path_factory.mktemp("tiny3d"))

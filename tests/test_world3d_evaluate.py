@@ -1,35 +1,19 @@
 """`python -m rewardsds.world3d.evaluate`: runs end to end on tiny models and says clearly what is missing.
 
-The models are trained for 2 steps at 16 px (as in `tests/test_world3d_train.py`), so the gates are
-NOT met; the test checks that both gates are printed with their figures and written to the JSON.
+The models are trained for 2 steps at 16 px (the session fixture `tiny3d`, shared with the other 3D
+tests), so the gates are NOT met; the test checks that both gates are printed with their figures and
+written to the JSON.
 """
 
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from rewardsds.world3d.evaluate import CLIP_GATE, PRIOR_GATE, main
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
-    from rewardsds.world3d.train.clip import Clip3DTrainConfig
-    from rewardsds.world3d.train.clip import main as train_clip
-    from rewardsds.world3d.train.prior import Prior3DTrainConfig
-    from rewardsds.world3d.train.prior import main as train_prior
-
-    tmp = tmp_path_factory.mktemp("eval3d")
-    train_clip(Clip3DTrainConfig(out=tmp / "clip", work=tmp / "cw", steps=2, batch=4, image_size=16, threads=1))
-    train_prior(Prior3DTrainConfig(clip=tmp / "clip", out=tmp / "prior", work=tmp / "pw", steps=2, batch=4,
-                                   image_size=16, warmup=1, threads=1))
-    return tmp / "clip", tmp / "prior"
-
-
-def test_prints_both_gates_with_figures_and_writes_json(tiny_models, tmp_path, capsys):
-    clip, prior = tiny_models
+def test_prints_both_gates_with_figures_and_writes_json(tiny3d, tmp_path, capsys):
+    clip, prior = tiny3d
     out = tmp_path / "gates.json"
     rc = main(["--prior", str(prior), "--clip", str(clip), "--samples", "4", "--clip-scenes", "4", "--steps", "2",
                "--batch", "4", "--threads", "1", "--json", str(out)])

@@ -1,11 +1,10 @@
 """gen3d on the embedded 3D world: the `world3d` alias and its family defaults, the `world3d-clip` reward,
 and the `judge3d` verdict in summary.json. The 3D weights are not trained yet, so a 2-step CLIP and
-prior are trained into a tmp folder here (as tests/test_world3d_train.py does)."""
+prior are trained once per session into a tmp folder (the `tiny3d` fixture of conftest.py)."""
 
 import json
 import math
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -127,21 +126,6 @@ def test_judge3d_reads_gaussians_by_their_summed_opacity():
 
 
 # --- end to end on tiny trained 3D models ---------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny3d(tmp_path_factory) -> tuple[Path, Path]:
-    """(3D CLIP folder, 3D prior folder), each trained for 2 steps at 16 px."""
-    from rewardsds.world3d.train.clip import Clip3DTrainConfig
-    from rewardsds.world3d.train.clip import main as train_clip
-    from rewardsds.world3d.train.prior import Prior3DTrainConfig
-    from rewardsds.world3d.train.prior import main as train_prior
-
-    tmp = tmp_path_factory.mktemp("tiny3d")
-    train_clip(Clip3DTrainConfig(out=tmp / "clip", work=tmp / "cw", steps=2, batch=4, image_size=16, threads=1))
-    train_prior(Prior3DTrainConfig(clip=tmp / "clip", out=tmp / "prior", work=tmp / "pw", steps=2, batch=4,
-                                   image_size=16, warmup=1, threads=1))
-    return tmp / "clip", tmp / "prior"
-
 
 def test_gen3d_on_a_3d_prior_writes_judge3d(tiny3d, tmp_path, capsys):
     clip, prior = tiny3d

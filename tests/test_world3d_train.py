@@ -106,20 +106,11 @@ def test_missing_weights_say_how_to_train_them(tmp_path):
     assert paths3d.clip_dir().parent == paths3d.prior_dir().parent == paths3d.weights_dir()
 
 
-@pytest.fixture(scope="module")
-def clip3d(tmp_path_factory) -> Path:
-    """A 2-step 3D CLIP at 16 px (its final accuracy check included)."""
-    from rewardsds.world3d.train.clip import Clip3DTrainConfig, main
-
-    tmp = tmp_path_factory.mktemp("clip3d")
-    main(Clip3DTrainConfig(out=tmp / "clip", work=tmp / "work", steps=2, batch=4, image_size=16,
-                           checkpoint_every=1, threads=1))
-    return tmp / "clip"
-
-
-def test_clip_trainer_writes_a_loadable_3d_clip(clip3d):
+def test_clip_trainer_writes_a_loadable_3d_clip(tiny3d):
+    """The session's 2-step 3D CLIP at 16 px (`tiny3d`, its final accuracy check included)."""
     from transformers import AutoTokenizer, CLIPModel
 
+    clip3d = tiny3d[0]
     model, tok = CLIPModel.from_pretrained(clip3d), AutoTokenizer.from_pretrained(clip3d)
     assert model.config.vision_config.image_size == 16
     assert model.config.text_config.max_position_embeddings == MAX_LENGTH == tok.model_max_length
@@ -136,13 +127,11 @@ def test_clip3d_refuses_swap_pairs(tmp_path):
         main(Clip3DTrainConfig(out=tmp_path / "o", work=tmp_path / "w", swap_pairs=0.5, steps=1, batch=2))
 
 
-def test_prior_trainer_writes_a_view_aware_3d_prior(clip3d, tmp_path):
+def test_prior_trainer_writes_a_view_aware_3d_prior(tiny3d):
+    """The session's 2-step 3D prior at 16 px (`tiny3d`), trained on its CLIP."""
     from rewardsds.priors.diffusers_prior import DiffusersPrior
-    from rewardsds.world3d.train.prior import Prior3DTrainConfig, main
 
-    out = tmp_path / "prior"
-    main(Prior3DTrainConfig(clip=clip3d, out=out, work=tmp_path / "work", steps=2, batch=4, image_size=16,
-                            warmup=1, checkpoint_every=1, threads=1))
+    out = tiny3d[1]
     prior = DiffusersPrior.from_pretrained(out)
     assert prior.family == paths3d.WORLD3D_FAMILY == "RewardSDSWorld3DPrior"
     assert prior.tokenizer.model_max_length == MAX_LENGTH

@@ -15,38 +15,23 @@ trained model, so it can grade any of them. Pipeline:
 
 from __future__ import annotations
 
-import itertools
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from . import grammar
+from .grammar import Facts, Parsed, StatedObject  # noqa: F401  (re-exported: callers import them from here)
 from .scenes import BACKGROUND, COLOURS, SHAPES, SIZE_SPLIT, shape_mask
 
 _COLOUR_NAMES = tuple(COLOURS)
 _PALETTE = np.array([COLOURS[c] for c in _COLOUR_NAMES], dtype=np.float32)
 _BG = np.array(BACKGROUND, dtype=np.float32)
-_OBJ_RE = re.compile(
-    r"\b(?:(small|big)\s+)?(" + "|".join(_COLOUR_NAMES) + r")\s+(" + "|".join(SHAPES) + r")\b"
-)
+_OBJ_RE = grammar.object_pattern(_COLOUR_NAMES, SHAPES)
 _REL_WORDS = (("left", "left of"), ("right", "right of"), ("above", "above"), ("over", "above"),
               ("below", "below"), ("under", "below"), ("beneath", "below"), ("and", "and"),
               ("with", "and"))
 MIN_SHAPE_IOU = 0.5
-
-
-@dataclass(frozen=True)
-class StatedObject:
-    colour: str
-    shape: str
-    size: str | None
-
-
-@dataclass(frozen=True)
-class Parsed:
-    objects: tuple[StatedObject, ...]
-    relation: str | None
 
 
 @dataclass(frozen=True)
@@ -60,35 +45,17 @@ class Component:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Facts):
     facts: dict[str, bool]
     components: tuple[Component, ...]
-
-    @property
-    def accuracy(self) -> float:
-        return sum(self.facts.values()) / max(len(self.facts), 1)
-
-    @property
-    def all_correct(self) -> bool:
-        return all(self.facts.values())
 
 
 def parse_prompt(prompt: str) -> Parsed:
     """Parse a world caption. Raises ValueError when it names no world object."""
-    text = prompt.lower()
-    matches = list(_OBJ_RE.finditer(text))
-    if not matches:
+    parsed = grammar.parse(prompt, _OBJ_RE, _REL_WORDS)
+    if parsed is None:
         raise ValueError(f"the prompt {prompt!r} names no world object (colour + shape)")
-    objs = tuple(StatedObject(m.group(2), m.group(3), m.group(1)) for m in matches[:2])
-    relation = None
-    if len(matches) >= 2:
-        between = text[matches[0].end() : matches[1].start()].split()
-        for word, rel in _REL_WORDS:
-            if word in between:
-                relation = rel
-                break
-        relation = relation or "and"
-    return Parsed(objs, relation)
+    return parsed
 
 
 def label_pixels(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,21 +157,4 @@ def judge(img: np.ndarray, prompt: str) -> Verdict:
         img = img.transpose(1, 2, 0)
     parsed = parse_prompt(prompt)
     comps = find_components(np.clip(img, 0.0, 1.0))
-    best: dict[str, bool] | None = None
-    n = len(parsed.objects)
-    slots: list[Component | None] = list(comps) + [None] * n
-    for assign in itertools.permutations(range(len(slots)), n):
-        facts: dict[str, bool] = {}
-        chosen = [slots[j] for j in assign]
-        for i, (obj, c) in enumerate(zip(parsed.objects, chosen)):
-            facts[f"object{i}.colour"] = c is not None and c.colour == obj.colour
-            facts[f"object{i}.shape"] = c is not None and c.shape == obj.shape
-            if obj.size is not None:
-                facts[f"object{i}.size"] = c is not None and c.size == obj.size
-        if parsed.relation is not None and parsed.relation != "and":
-            facts["relation"] = None not in chosen and _relation_holds(parsed.relation, *chosen)
-        facts["count"] = len(comps) == n
-        if best is None or sum(facts.values()) > sum(best.values()):
-            best = facts
-    assert best is not None
-    return Verdict(best, tuple(comps))
+    return Verdict(grammar.best_facts(parsed, comps, _relation_holds), tuple(comps))

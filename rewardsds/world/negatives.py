@@ -6,10 +6,10 @@ it (`world.metrics.hard_negative_accuracy`): a good reward picks the true captio
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import replace
 
+from .grammar import caption_holds
 from .scenes import COLOURS, SHAPES, Scene
 
 INVERSE_RELATION: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below",
@@ -57,15 +57,7 @@ def holds(stated: Scene, actual: Scene) -> bool:
     """Whether the caption of `stated` is true of `actual`: some one-to-one matching of the stated
     objects to the actual ones agrees on colour, shape and (where stated) size, and the actual
     positions satisfy the stated relation."""
-    if len(stated.objects) != len(actual.objects):
-        return False
-    mention = stated.mention_size or (False,) * len(stated.objects)
-    for perm in itertools.permutations(actual.objects):
-        if all(o.colour == a.colour and o.shape == a.shape and (not m or o.size == a.size)
-               for o, a, m in zip(stated.objects, perm, mention)):
-            if len(perm) == 1 or _relation(stated.relation, perm[0], perm[1]):
-                return True
-    return False
+    return caption_holds(stated, actual, _relation)
 
 
 def _relation(rel: str | None, a, b) -> bool:

@@ -18,14 +18,16 @@ def weights_dir() -> Path:
     return Path(__file__).parent / "weights"
 
 
-def clip_dir() -> Path:
-    """The world CLIP (transformers `CLIPModel` + tokenizer + image processor)."""
-    return weights_dir() / "clip"
+def clip_dir(weights: Path | None = None) -> Path:
+    """The world CLIP (transformers `CLIPModel` + tokenizer + image processor): ``clip/`` under `weights`
+    (default `weights_dir()`; the 3D world passes its own)."""
+    return (weights_dir() if weights is None else weights) / "clip"
 
 
-def prior_dir() -> Path:
-    """The world prior, in Stable Diffusion's folder layout (unet/, text_encoder/, tokenizer/, ...)."""
-    return weights_dir() / "prior"
+def prior_dir(weights: Path | None = None) -> Path:
+    """The world prior, in Stable Diffusion's folder layout (unet/, text_encoder/, tokenizer/, ...): ``prior/``
+    under `weights` (default `weights_dir()`; the 3D world passes its own)."""
+    return (weights_dir() if weights is None else weights) / "prior"
 
 
 def aesthetic_dir() -> Path:

@@ -7,9 +7,11 @@ truth for the world's vocabulary: the tokenizer, the judge and the training scri
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from . import grammar
 
 # RGB in [0, 1]. Chosen to be far apart along lines from the background so that the judge can
 # unmix anti-aliased edge pixels (see judge.py).
@@ -57,43 +59,22 @@ class Obj:
 
 
 @dataclass(frozen=True)
-class Scene:
-    objects: tuple[Obj, ...]
-    relation: str | None = None  # for two objects: objects[0] <relation> objects[1]
-    mention_size: tuple[bool, ...] = field(default=())
+class Scene(grammar.CaptionedScene):
+    """1-2 objects; for two, ``objects[0] <relation> objects[1]``; `caption()` in this world's wordings."""
 
-    def caption(self, rng: random.Random | None = None) -> str:
-        """A caption from the grammar; with rng=None the first (canonical) wording is used."""
-        pick = (lambda xs: xs[0]) if rng is None else rng.choice
-        phrases = []
-        for i, o in enumerate(self.objects):
-            size = f"{o.size} " if (self.mention_size[i] if self.mention_size else False) else ""
-            phrases.append(f"a {size}{o.colour} {o.shape}")
-        if len(phrases) == 1:
-            return pick(_SINGLE_TEMPLATES).format(o=phrases[0])
-        return f"{phrases[0]} {pick(_RELATION_WORDS[self.relation])} {phrases[1]}"
+    objects: tuple[Obj, ...]
+    single_templates = _SINGLE_TEMPLATES
+    relation_words = _RELATION_WORDS
 
 
 def vocabulary() -> list[str]:
     """Every word the grammar can produce (sorted, deterministic)."""
-    words = set(FILLER_WORDS) | set(COLOURS) | set(SHAPES) | set(SIZE_RANGES)
-    for t in _SINGLE_TEMPLATES:
-        words |= set(t.replace("{o}", "").split())
-    for ws in _RELATION_WORDS.values():
-        for w in ws:
-            words |= set(w.split())
-    return sorted(words)
+    return grammar.vocabulary(set(FILLER_WORDS) | set(COLOURS) | set(SHAPES) | set(SIZE_RANGES), _SINGLE_TEMPLATES,
+                              _RELATION_WORDS)
 
 
 def _allowed_pairs(split: str) -> list[tuple[str, str]]:
-    pairs = [(c, s) for c in COLOURS for s in SHAPES]
-    if split == "train":
-        return [p for p in pairs if p not in HELD_OUT]
-    if split == "heldout":
-        return sorted(HELD_OUT)
-    if split == "all":
-        return pairs
-    raise ValueError(f"unknown split {split!r}; expected train, heldout or all")
+    return grammar.allowed_pairs(split, COLOURS, SHAPES, HELD_OUT)
 
 
 def sample_scene(rng: random.Random, n_objects: int | None = None, split: str = "train") -> Scene:

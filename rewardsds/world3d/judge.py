@@ -28,12 +28,13 @@ footprint.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from rewardsds.world.grammar import Facts, best_facts
 
 from .scenes import COLOURS, SHAPES, SIZE_SPLIT, Parsed, parse_caption, shape_inside
 
@@ -64,18 +65,10 @@ class Component:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Facts):
     facts: dict[str, bool]
     components: tuple[Component, ...]
     duplicated: tuple[str, ...] = ()  # "colour shape" of stated objects made more than once
-
-    @property
-    def accuracy(self) -> float:
-        return sum(self.facts.values()) / max(len(self.facts), 1)
-
-    @property
-    def all_correct(self) -> bool:
-        return all(self.facts.values())
 
 
 def voxelise(density_colour: Callable, bound: float = 1.0, resolution: int = 64
@@ -179,23 +172,7 @@ def relation_holds(rel: str, a: Component, b: Component) -> bool:
 
 def judge_components(comps: list[Component], parsed: Parsed) -> Verdict:
     """Facts of a caption over found components, under the assignment that satisfies most."""
-    n = len(parsed.objects)
-    slots: list[Component | None] = list(comps) + [None] * n
-    best: dict[str, bool] | None = None
-    for assign in itertools.permutations(range(len(slots)), n):
-        chosen = [slots[j] for j in assign]
-        facts: dict[str, bool] = {}
-        for i, (obj, c) in enumerate(zip(parsed.objects, chosen)):
-            facts[f"object{i}.colour"] = c is not None and c.colour == obj.colour
-            facts[f"object{i}.shape"] = c is not None and c.shape == obj.shape
-            if obj.size is not None:
-                facts[f"object{i}.size"] = c is not None and c.size == obj.size
-        if parsed.relation is not None and parsed.relation != "and":
-            facts["relation"] = None not in chosen and relation_holds(parsed.relation, *chosen)
-        facts["count"] = len(comps) == n
-        if best is None or sum(facts.values()) > sum(best.values()):
-            best = facts
-    assert best is not None
+    best = best_facts(parsed, comps, relation_holds)
     dup = tuple(f"{o.colour} {o.shape}" for o in parsed.objects
                 if sum(c.colour == o.colour and c.shape == o.shape for c in comps) > 1)
     return Verdict(best, tuple(comps), dup)

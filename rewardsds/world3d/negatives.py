@@ -9,9 +9,10 @@ upside down (the bottom object stated on top of the top one).
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import replace
+
+from rewardsds.world.grammar import caption_holds
 
 from .scenes import COLOURS, SHAPES, Scene
 
@@ -51,15 +52,7 @@ def holds(stated: Scene, actual: Scene) -> bool:
     """Whether the caption of `stated` is true of `actual`: some one-to-one matching of stated to actual
     objects agrees on colour, shape and (where stated) size, and the actual positions satisfy the
     stated relation (in the world frame: +x right, +z in front, as `scenes` defines them)."""
-    if len(stated.objects) != len(actual.objects):
-        return False
-    mention = stated.mention_size or (False,) * len(stated.objects)
-    for perm in itertools.permutations(actual.objects):
-        if all(o.colour == a.colour and o.shape == a.shape and (not m or o.size == a.size)
-               for o, a, m in zip(stated.objects, perm, mention)):
-            if len(perm) == 1 or _relation(stated.relation, perm[0], perm[1]):
-                return True
-    return False
+    return caption_holds(stated, actual, _relation)
 
 
 def _relation(rel: str | None, a, b) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rewardsds.world import paths as _flat
+
 WORLD3D_FAMILY = "RewardSDSWorld3DPrior"
 """The 3D world prior's family: `model_index.json`'s `_class_name` (written by `world3d.train.prior`).
 Distinct from the 2D `RewardSDSWorldPrior`, so that loaders can tell a view-aware prior apart."""
@@ -24,13 +26,13 @@ def weights_dir() -> Path:
 
 
 def clip_dir() -> Path:
-    """The 3D world CLIP (transformers `CLIPModel` + tokenizer + image processor), view-invariant."""
-    return weights_dir() / "clip"
+    """The 3D world CLIP, view-invariant, laid out as the 2D one (`rewardsds.world.paths.clip_dir`)."""
+    return _flat.clip_dir(weights_dir())
 
 
 def prior_dir() -> Path:
-    """The 3D world prior, view-aware, in Stable Diffusion's folder layout (unet/, text_encoder/, ...)."""
-    return weights_dir() / "prior"
+    """The 3D world prior, view-aware, laid out as the 2D one (`rewardsds.world.paths.prior_dir`)."""
+    return _flat.prior_dir(weights_dir())
 
 
 def require(folder: Path, marker: str) -> Path:

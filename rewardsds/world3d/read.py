@@ -36,6 +36,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
+from rewardsds.world.grammar import Facts
+
 from .scenes import BACKGROUND, COLOURS, SHAPES, VIEWS, parse_caption
 
 _NAMES = tuple(COLOURS)
@@ -66,18 +68,10 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class Reading:
+class Reading(Facts):
     facts: dict[str, bool]
     view: str | None
     segments: tuple[Segment, ...]
-
-    @property
-    def accuracy(self) -> float:
-        return sum(self.facts.values()) / max(len(self.facts), 1)
-
-    @property
-    def all_correct(self) -> bool:
-        return all(self.facts.values())
 
 
 def split_view(caption: str) -> tuple[str, str | None]:

@@ -19,9 +19,10 @@ stay separable by colour alone.
 from __future__ import annotations
 
 import random
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from rewardsds.world import grammar
+from rewardsds.world.grammar import Parsed, StatedObject  # noqa: F401  (re-exported: one caption reading)
 from rewardsds.world.scenes import BACKGROUND, COLOURS  # noqa: F401  (re-exported: one palette)
 
 SHAPES: tuple[str, ...] = ("sphere", "cube", "cone", "cylinder")
@@ -52,9 +53,7 @@ _REL_KEYWORDS = (("left", "left of"), ("right", "right of"), ("front", "in front
                  ("behind", "behind"), ("top", "on top of"), ("stacked", "on top of"),
                  ("on", "on top of"), ("and", "and"), ("with", "and"))
 VIEWS: tuple[str, ...] = ("front", "side", "back", "overhead")
-_OBJ_RE = re.compile(
-    r"\b(?:(small|big)\s+)?(" + "|".join(COLOURS) + r")\s+(" + "|".join(SHAPES) + r")\b"
-)
+_OBJ_RE = grammar.object_pattern(COLOURS, SHAPES)
 # Layout: centres along a relation's axis at +-(SEPARATION +- 0.03), +-CROSS_JITTER across it. The
 # minimum gap between two big solids is then 2 * (0.45 - 0.03) - 2 * 0.38 = 0.08.
 SEPARATION = 0.45
@@ -80,34 +79,12 @@ class Obj:
 
 
 @dataclass(frozen=True)
-class Scene:
+class Scene(grammar.CaptionedScene):
+    """1-2 objects; for two, ``objects[0] <relation> objects[1]``; `caption()` in this world's wordings."""
+
     objects: tuple[Obj, ...]
-    relation: str | None = None  # for two objects: objects[0] <relation> objects[1]
-    mention_size: tuple[bool, ...] = field(default=())
-
-    def caption(self, rng: random.Random | None = None) -> str:
-        """A caption from the grammar; with rng=None the first (canonical) wording is used."""
-        pick = (lambda xs: xs[0]) if rng is None else rng.choice
-        phrases = []
-        for i, o in enumerate(self.objects):
-            size = f"{o.size} " if (self.mention_size[i] if self.mention_size else False) else ""
-            phrases.append(f"a {size}{o.colour} {o.shape}")
-        if len(phrases) == 1:
-            return pick(_SINGLE_TEMPLATES).format(o=phrases[0])
-        return f"{phrases[0]} {pick(_RELATION_WORDS[self.relation])} {phrases[1]}"
-
-
-@dataclass(frozen=True)
-class StatedObject:
-    colour: str
-    shape: str
-    size: str | None
-
-
-@dataclass(frozen=True)
-class Parsed:
-    objects: tuple[StatedObject, ...]
-    relation: str | None
+    single_templates = _SINGLE_TEMPLATES
+    relation_words = _RELATION_WORDS
 
 
 def parse_caption(text: str) -> Parsed:
@@ -116,16 +93,10 @@ def parse_caption(text: str) -> Parsed:
     Raises ValueError when it names no world object (colour + shape). Two objects with no relation
     word between them read as "and".
     """
-    low = text.lower()
-    matches = list(_OBJ_RE.finditer(low))
-    if not matches:
+    parsed = grammar.parse(text, _OBJ_RE, _REL_KEYWORDS)
+    if parsed is None:
         raise ValueError(f"the caption {text!r} names no 3D world object (colour + 3D shape)")
-    objs = tuple(StatedObject(m.group(2), m.group(3), m.group(1)) for m in matches[:2])
-    relation = None
-    if len(matches) >= 2:
-        between = low[matches[0].end(): matches[1].start()].split()
-        relation = next((rel for word, rel in _REL_KEYWORDS if word in between), "and")
-    return Parsed(objs, relation)
+    return parsed
 
 
 def view_suffix(azimuth_deg: float, elevation_deg: float) -> str:
@@ -144,25 +115,13 @@ def view_suffix(azimuth_deg: float, elevation_deg: float) -> str:
 
 def vocabulary() -> list[str]:
     """Every word (and the comma of a view suffix) that captions can use, sorted."""
-    words = set(COLOURS) | set(SHAPES) | set(SIZE_RANGES) | {"a", ","} | set(VIEWS) | {"view"}
-    for t in _SINGLE_TEMPLATES:
-        words |= set(t.replace("{o}", "").split())
-    for ws in _RELATION_WORDS.values():
-        for w in ws:
-            words |= set(w.split())
-    return sorted(words)
+    return grammar.vocabulary(set(COLOURS) | set(SHAPES) | set(SIZE_RANGES) | {"a", ","} | set(VIEWS) | {"view"},
+                              _SINGLE_TEMPLATES, _RELATION_WORDS)
 
 
 def allowed_pairs(split: str) -> list[tuple[str, str]]:
     """(colour, shape) pairs of a split: 'train' (all but HELD_OUT), 'heldout' or 'all'."""
-    pairs = [(c, s) for c in COLOURS for s in SHAPES]
-    if split == "train":
-        return [p for p in pairs if p not in HELD_OUT]
-    if split == "heldout":
-        return sorted(HELD_OUT)
-    if split == "all":
-        return pairs
-    raise ValueError(f"unknown split {split!r}; expected train, heldout or all")
+    return grammar.allowed_pairs(split, COLOURS, SHAPES, HELD_OUT)
 
 
 def _draw_size(rng: random.Random) -> tuple[str, float]:
