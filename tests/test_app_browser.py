@@ -106,6 +106,8 @@ def _toast(page) -> str:
     text = " | ".join(page.locator("[data-testid=toast-text]").all_inner_texts())
     for close in page.locator("[data-testid=toast-close]").all():
         close.click()
+    # the closed toast lingers while it fades: wait until it is gone, or the next _toast reads it, empty
+    page.wait_for_selector("[data-testid=toast-text]", state="detached", timeout=10_000)
     return text
 
 
