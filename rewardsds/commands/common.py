@@ -181,20 +181,14 @@ def check_prompt(prior, prompt: str, what: str = "prompt", allow_unknown: bool =
     n = len(tok(prompt).input_ids)
     if n > tok.model_max_length:
         raise UserError(f"the {what} is {n} tokens long; this prior reads at most {tok.model_max_length}")
-    from ..world.paths import WORLD_FAMILY
-    from ..world3d.paths import WORLD3D_FAMILY
+    from ..worlds import world_of_family
 
-    family = getattr(prior, "family", "")
-    if family in (WORLD_FAMILY, WORLD3D_FAMILY) and not allow_unknown:
+    world = world_of_family(getattr(prior, "family", ""))
+    if world is not None and not allow_unknown:
         unknown = unknown_words(tok, prompt)  # the prior's own word-level tokenizer: what it actually reads
         if unknown:
-            if family == WORLD3D_FAMILY:  # the 3D grammar's words (view words included), not the 2D world's
-                from ..world3d.scenes import vocabulary
-
-                name, vocab = "embedded 3D world", [w for w in vocabulary() if w.isalpha()]
-            else:
-                name, vocab = "embedded world", sorted(w for w in tok.get_vocab() if w.isalpha())
-            raise UserError(f"the {what} has words the {name} does not know: {', '.join(unknown)}. It knows: "
+            vocab = world.words() if world.words else sorted(w for w in tok.get_vocab() if w.isalpha())
+            raise UserError(f"the {what} has words the {world.name} does not know: {', '.join(unknown)}. It knows: "
                             f"{' '.join(vocab)} (pass --allow-unknown-words to run anyway)")
 
 
