@@ -184,3 +184,36 @@ def test_2d_trainers_still_train_the_2d_world(tmp_path):
                                       steps=2, batch=4, image_size=16, warmup=1, threads=1))
     loaded = DiffusersPrior.from_pretrained(tmp_path / "prior")
     assert loaded.family == WORLD_FAMILY == "RewardSDSWorldPrior" and loaded.tokenizer.model_max_length == 16
+
+
+def test_worker_processes_make_the_same_batches_in_step_order():
+    """--workers only moves where batches are made: each step's batch is still that of (seed, step)."""
+    from functools import partial
+
+    from rewardsds.world.train import common
+    from rewardsds.world.train.clip import _batch as clip_batch
+    from rewardsds.world.train.prior import PriorTrainConfig
+    from rewardsds.world.train.prior import _batch as prior_batch
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig
+
+    cfg = Clip3DTrainConfig(batch=4, image_size=8, out=Path("unused"), work=Path("unused"))
+    fn = partial(clip_batch, cfg, build_tokenizer())
+    inline = list(common.batches(fn, 3, 6))
+    ahead = list(common.batches(fn, 3, 6, workers=2))
+    assert len(inline) == len(ahead) == 3
+    for (p0, e0), (p1, e1) in zip(inline, ahead):
+        assert torch.equal(p0, p1) and torch.equal(e0.input_ids, e1.input_ids)
+    assert not torch.equal(inline[0][0], inline[1][0])
+    pcfg = PriorTrainConfig(batch=3, image_size=8, out=Path("unused"), work=Path("unused"), device="cpu")
+    for a, b in zip(common.batches(partial(prior_batch, pcfg), 0, 2),
+                    common.batches(partial(prior_batch, pcfg), 0, 2, workers=1)):
+        assert all(torch.equal(x, y) for x, y in zip(a[:3], b[:3])) and a[3] == b[3]
+
+
+def test_bad_device_and_workers_are_refused_by_the_config():
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig
+
+    with pytest.raises(ValueError, match="device must be"):
+        Clip3DTrainConfig(device="gpu0", out=Path("u"), work=Path("u"))
+    with pytest.raises(ValueError, match="workers"):
+        Clip3DTrainConfig(workers=-1, out=Path("u"), work=Path("u"))

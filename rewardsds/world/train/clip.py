@@ -78,7 +78,7 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
 
 
-def _batch(cfg: ClipTrainConfig, step: int, tok):
+def _batch(cfg: ClipTrainConfig, tok, step: int):
     world = cfg.world
     seed = common.seed_for_step(cfg.seed, step)
     images, captions, scenes = world.clip_data(seed, cfg.batch, cfg.image_size)
@@ -98,11 +98,13 @@ def clip_loss(model, pixels, enc, batch: int) -> torch.Tensor:
     txt = F.normalize(_compat.features(model.get_text_features(
         input_ids=enc.input_ids, attention_mask=enc.attention_mask)), dim=-1)
     logits = model.logit_scale.exp() * img @ txt.T  # B x (B + B*negatives)
-    target = torch.arange(batch)
+    target = torch.arange(batch, device=logits.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :batch].T, target))
 
 
 def main(cfg: ClipTrainConfig) -> None:
+    from functools import partial
+
     from transformers import CLIPModel
 
     world = cfg.world
@@ -112,14 +114,16 @@ def main(cfg: ClipTrainConfig) -> None:
     tok = world.build_tokenizer()
     model = (CLIPModel.from_pretrained(cfg.init) if cfg.init is not None
              else CLIPModel(clip_config(len(tok), cfg.image_size, tok.eos_token_id, world.max_length)))
+    dev = torch.device(cfg.device)
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.05)
     sched = common.warmup_cosine(opt, min(200, cfg.steps // 10), cfg.steps)
     start, _ = common.load_checkpoint(cfg.checkpoint, model, opt, sched)
     t0, losses, done = time.time(), [], start
     model.train()
-    for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="clip"):
-        pixels, enc = _batch(cfg, step, tok)
-        loss = clip_loss(model, pixels, enc, cfg.batch)
+    data = common.batches(partial(_batch, cfg, tok), start, cfg.steps, cfg.workers)
+    for step, (pixels, enc) in tqdm(zip(range(start, cfg.steps), data), initial=start, total=cfg.steps, desc="clip"):
+        loss = clip_loss(model, pixels.to(dev), enc.to(dev), cfg.batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -134,6 +138,7 @@ def main(cfg: ClipTrainConfig) -> None:
             tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f}")
         if stop:
             break
+    model.cpu()  # the accuracy check and the saved folder are the CPU model's
     acc = {s: world.clip_accuracy(model, tok, split=s, image_size=cfg.image_size)
            for s in ("train", "heldout")}
     print(f"hard-negative accuracy on fresh renders: {acc}")

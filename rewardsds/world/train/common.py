@@ -33,9 +33,9 @@ from ..metrics import PIXEL_MEAN, PIXEL_STD, hard_negative_accuracy, to_pixel_va
 from ..negatives import INVERSE_RELATION, hard_negatives, swapped
 from ..scenes import render, sample_batch
 
-__all__ = ["CHECKPOINT", "WORLD", "TrainConfig", "WorldSpec", "atomic_write_text", "image_processor", "load_checkpoint",
-           "out_of_time", "save_checkpoint", "seed_for_step", "setup", "to_pixel_values", "warmup_cosine",
-           "write_record"]
+__all__ = ["CHECKPOINT", "WORLD", "TrainConfig", "WorldSpec", "atomic_write_text", "batches", "image_processor",
+           "load_checkpoint", "out_of_time", "save_checkpoint", "seed_for_step", "setup", "to_pixel_values",
+           "warmup_cosine", "write_record"]
 
 CHECKPOINT = CHECKPOINT_NAME  # checkpoint.safetensors, as in a generate/gen3d run folder
 _LEGACY_CHECKPOINT = "checkpoint.pt"
@@ -124,6 +124,11 @@ class TrainConfig:
     threads: int = 0
     """torch threads (0: torch's default). Use 1 when other jobs share the cores: OpenMP threads that
     wait for a starved sibling slow a step down tenfold."""
+    device: str = "cpu"
+    """where the model trains: cpu, cuda, cuda:N or mps (data are always made on the CPU)"""
+    workers: int = 0
+    """processes that render the next batches while the model trains (0: render in this process). Worth
+    it on a GPU, where rendering would otherwise be the step; batches stay those of (seed, step)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "checkpoint_every"):
@@ -135,8 +140,13 @@ class TrainConfig:
             raise ValueError(f"image_size must be a positive multiple of 4, got {self.image_size}")
         if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
             raise ValueError(f"max_minutes must be >= 0 (0 = no limit), got {self.max_minutes}")
-        if self.seed < 0 or self.threads < 0:
-            raise ValueError(f"seed and threads must be >= 0, got seed {self.seed}, threads {self.threads}")
+        if self.seed < 0 or self.threads < 0 or self.workers < 0:
+            raise ValueError(f"seed, threads and workers must be >= 0, got seed {self.seed}, threads "
+                             f"{self.threads}, workers {self.workers}")
+        try:
+            torch.device(self.device)
+        except RuntimeError as e:
+            raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {self.device!r}") from e
 
     @property
     def checkpoint(self) -> Path:
@@ -148,6 +158,31 @@ def setup(cfg: TrainConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+
+
+class _StepData(torch.utils.data.Dataset):
+    """Step k's batch, fn(k), for k in [start, stop): a map-style dataset so that a `DataLoader`'s workers
+    make batches ahead of use and hand them back in step order."""
+
+    def __init__(self, fn: Callable[[int], Any], start: int, stop: int):
+        self.fn, self.start, self.stop = fn, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int):
+        return self.fn(self.start + i)
+
+
+def batches(fn: Callable[[int], Any], start: int, stop: int, workers: int = 0):
+    """Yield fn(step) for step in [start, stop), in order; with `workers` > 0, made by that many worker
+    processes ahead of use (`fn` must pickle: a module-level function or a partial of one)."""
+    if workers == 0:
+        yield from (fn(step) for step in range(start, stop))
+        return
+    loader = torch.utils.data.DataLoader(_StepData(fn, start, stop), batch_size=None, shuffle=False,
+                                         num_workers=workers, prefetch_factor=4)
+    yield from loader
 
 
 def out_of_time(cfg: TrainConfig, t0: float) -> bool:

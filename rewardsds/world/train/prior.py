@@ -27,6 +27,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -160,9 +161,22 @@ class _Encoder:
         if missing:
             enc = self.tok(missing, padding="max_length", max_length=self.max_length, truncation=True,
                            return_tensors="pt")
-            states = self.text(input_ids=enc.input_ids).last_hidden_state
+            states = self.text(input_ids=enc.input_ids.to(self.text.device)).last_hidden_state
             self.cache.update(zip(missing, states))
         return torch.stack([self.cache[c] for c in captions])
+
+
+def _batch(cfg: PriorTrainConfig, step: int):
+    """Step `step`'s (x0 in [-1, 1], noise, t, captions with 10% dropped), a function of (seed, step) alone."""
+    seed = common.seed_for_step(cfg.seed, step)
+    images, captions, _ = cfg.world.prior_data(seed, cfg.batch, cfg.image_size)
+    g = torch.Generator().manual_seed(seed)
+    drop = torch.rand(cfg.batch, generator=g) < cfg.uncond_prob
+    captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+    x0 = torch.from_numpy(images) * 2 - 1
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.randint(0, 1000, (cfg.batch,), generator=g)
+    return x0, noise, t, captions
 
 
 def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[float], seconds: float,
@@ -208,12 +222,15 @@ def main(cfg: PriorTrainConfig) -> None:
         tok = AutoTokenizer.from_pretrained(cfg.clip)
         text = load_text_tower(cfg.clip)
         unet = UNet2DConditionModel(**unet_config(cfg.image_size, text.config.hidden_size))
+    dev = torch.device(cfg.device)
+    unet.to(dev)
+    text.to(dev)
     encode = _Encoder(tok, text, cfg.world.max_length)
     ema = copy.deepcopy(unet).requires_grad_(False)
     noise_sched = DDPMScheduler.from_config(scheduler_config())  # from_config ignores DDIM-only keys
     ac = noise_sched.alphas_cumprod
     snr = ac / (1 - ac)
-    loss_weight = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 for v-prediction
+    loss_weight = (torch.clamp(snr, max=5.0) / (snr + 1)).to(dev)  # min-SNR-5 for v-prediction
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = common.warmup_cosine(opt, cfg.warmup, cfg.steps)
     start, extra = common.load_checkpoint(cfg.checkpoint, unet, opt, sched)
@@ -221,19 +238,14 @@ def main(cfg: PriorTrainConfig) -> None:
         ema.load_state_dict(extra["ema"])
     t0, losses, done = time.time(), [], start
     if cfg.export_only:
-        export(cfg, ema, text, tok, start, losses, 0.0)
+        export(cfg, ema.cpu(), text.cpu(), tok, start, losses, 0.0)
         return
     history = _history(cfg, start)
     ema_offset = _init_steps(cfg.init)
-    for step in tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="prior"):
-        seed = common.seed_for_step(cfg.seed, step)
-        images, captions, _ = cfg.world.prior_data(seed, cfg.batch, cfg.image_size)
-        g = torch.Generator().manual_seed(seed)
-        drop = torch.rand(cfg.batch, generator=g) < cfg.uncond_prob
-        captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-        x0 = torch.from_numpy(images) * 2 - 1
-        noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, 1000, (cfg.batch,), generator=g)
+    data = common.batches(partial(_batch, cfg), start, cfg.steps, cfg.workers)
+    for step, (x0, noise, t, captions) in tqdm(zip(range(start, cfg.steps), data), initial=start, total=cfg.steps,
+                                               desc="prior"):
+        x0, noise, t = x0.to(dev), noise.to(dev), t.to(dev)
         x_t = noise_sched.add_noise(x0, noise, t)
         target = noise_sched.get_velocity(x0, noise, t)
         pred = unet(x_t, t, encoder_hidden_states=encode(captions)).sample
@@ -255,7 +267,7 @@ def main(cfg: PriorTrainConfig) -> None:
             tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f} ({time.time() - t0:.0f}s)")
         if stop:
             break
-    export(cfg, ema, text, tok, done, losses, time.time() - t0, history)
+    export(cfg, ema.cpu(), text.cpu(), tok, done, losses, time.time() - t0, history)
 
 
 if __name__ == "__main__":
