@@ -82,8 +82,8 @@ def test_judge3d_reads_a_known_scene_and_needs_it_opaque():
 
     resolution = 48
     field = _scene_field(PROMPT, sigma=100.0)
-    threshold = density_threshold(field, resolution)
-    assert math.isclose(1 - math.exp(-threshold * 2.0 / (resolution - 1)), 0.5)  # half opaque over one voxel
+    threshold = density_threshold(field)
+    assert math.isclose(1 - math.exp(-threshold * 0.1), 0.5)  # half opaque over a quarter of the thinnest object
     right = verdict_summary(field, PROMPT, resolution)
     assert right["all_correct"] and right["accuracy"] == 1.0 and right["duplicated"] == []
     assert set(right["facts"]) == {"object0.colour", "object0.shape", "object0.size", "count"}
@@ -91,6 +91,16 @@ def test_judge3d_reads_a_known_scene_and_needs_it_opaque():
     assert not wrong["all_correct"] and not wrong["facts"]["object0.colour"]
     fog = verdict_summary(_scene_field(PROMPT, sigma=0.5 * threshold), PROMPT, resolution)
     assert not fog["all_correct"] and not fog["facts"]["count"]  # too thin to be an object
+    # what SDS makes: an object opaque in every render (sigma 9, ~1.5x the threshold) whose colour carries
+    # the renders' shading (0.6x the albedo) reads right, at any grid resolution
+    class Shaded(type(field)):
+        def forward(self, points):
+            density, rgb = super().forward(points)
+            return density * (9.0 / 100.0), 0.6 * rgb
+
+    shaded = Shaded(field.config)
+    for res in (32, 64):
+        assert verdict_summary(shaded, PROMPT, res)["all_correct"]
     assert verdict_summary(field, "a red circle", resolution) is None  # not a 3D world caption
 
 

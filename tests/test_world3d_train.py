@@ -217,3 +217,21 @@ def test_bad_device_and_workers_are_refused_by_the_config():
         Clip3DTrainConfig(device="gpu0", out=Path("u"), work=Path("u"))
     with pytest.raises(ValueError, match="workers"):
         Clip3DTrainConfig(workers=-1, out=Path("u"), work=Path("u"))
+
+
+def test_clip_batches_are_view_suffixed_and_negatives_keep_the_view():
+    """The 3D CLIP reads captions as gen3d passes them (view-suffixed); a negative differs in a fact only."""
+    from rewardsds.world.train.clip import _batch as clip_batch
+    from rewardsds.world3d.scenes import suffix_of
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig
+
+    cfg = Clip3DTrainConfig(batch=6, image_size=8, negatives=3, out=Path("u"), work=Path("u"))
+    tok = build_tokenizer()
+    _, enc = clip_batch(cfg, tok, 4)
+    texts = [t.replace(" , ", ", ") for t in tok.batch_decode(enc.input_ids, skip_special_tokens=True)]
+    captions, negs = texts[:6], texts[6:]
+    assert all(suffix_of(c) for c in captions)
+    for i, c in enumerate(captions):
+        for n in negs[3 * i:3 * i + 3]:
+            assert suffix_of(n) == suffix_of(c) and n != c
+    assert suffix_of("a red cube") == "" and suffix_of("a red cube, back view") == ", back view"

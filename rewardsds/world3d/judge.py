@@ -4,8 +4,9 @@ It grades the *field* (density + colour on a voxel grid), not rendered views, so
 or wrong once for the whole object, whatever the camera. Pipeline:
 
 1. parse the caption with the 3D grammar (`scenes.parse_caption`; a view suffix is ignored);
-2. occupied voxels = density > `density_threshold`; each takes the nearest world colour, or
-   "other" when it is farther than `OTHER_DISTANCE` from every one (an off-palette blob);
+2. occupied voxels = density > `density_threshold`; each takes the nearest world colour under a
+   shading factor (`_label_colours`: a field distilled from shaded renders bakes the Lambert factor into
+   its colour), or "other" when even the best match is farther than `OTHER_DISTANCE` (an off-palette blob);
 3. 3D connected components per colour (scipy.ndimage.label, face connectivity); components under
    `min_volume` (scene units^3) are specks and dropped;
 4. per component, each shape's ideal solid is fitted by moments (volume -> half-extent through the
@@ -41,6 +42,10 @@ from .scenes import COLOURS, SHAPES, SIZE_SPLIT, Parsed, parse_caption, shape_in
 _COLOUR_NAMES = tuple(COLOURS)
 _PALETTE = np.array([COLOURS[c] for c in _COLOUR_NAMES], dtype=np.float32)
 OTHER_DISTANCE = 0.3
+SHADE_RANGE = (0.4, 1.1)
+"""shading factors a voxel's colour may carry over its albedo: the world's renders are lit as
+``albedo * (0.6 + 0.4 max(0, n.l))`` (`render.AMBIENT` = 0.6), and a distilled field averages that over
+the views it saw, with some slack below for soft, semi-transparent surfaces and above for highlights"""
 MIN_VOLUME = 0.004
 """specks smaller than this (scene units^3; the smallest world object, a small cone, is ~0.017)"""
 MIN_SHAPE_IOU = 0.6
@@ -89,8 +94,14 @@ def voxelise(density_colour: Callable, bound: float = 1.0, resolution: int = 64
 
 
 def _label_colours(colour: np.ndarray) -> np.ndarray:
-    """Nearest world colour index per voxel [...], or len(palette) for "other"."""
-    dist = np.linalg.norm(colour[..., None, :] - _PALETTE, axis=-1)
+    """Nearest world colour index per voxel [...], or len(palette) for "other".
+
+    Each colour c is matched to every palette colour p_k at its best shading factor,
+    ``beta_k = clip(<c, p_k> / |p_k|^2, SHADE_RANGE)`` (least squares), with distance ``|c - beta_k p_k|``:
+    a darker red is still red, while a colour off every palette line (a brown, a grey) stays "other"."""
+    c = colour[..., None, :]
+    beta = np.clip((c * _PALETTE).sum(-1) / (_PALETTE * _PALETTE).sum(-1), *SHADE_RANGE)
+    dist = np.linalg.norm(c - beta[..., None] * _PALETTE, axis=-1)
     k = dist.argmin(-1)
     return np.where(np.take_along_axis(dist, k[..., None], -1)[..., 0] > OTHER_DISTANCE, len(_PALETTE), k)
 

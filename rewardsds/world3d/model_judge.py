@@ -4,10 +4,13 @@
 field's own units. The two representations have different units, so each gets its own threshold:
 
 * `RadianceField`: sigma is a volume density (per scene unit), the renderer's alpha over a step
-  delta being ``1 - exp(-sigma * delta)``. A voxel is occupied when it would stop at least half the
-  light crossing it, i.e. its opacity over one voxel step ``dv = 2 * bound / (resolution - 1)``
-  exceeds 0.5: ``sigma > ln 2 / dv`` (21.8 at the default 64^3 over [-1, 1]^3). So "occupied" means
-  opaque at the judge's own scale, whatever the renderer's sample count; a thin fog is not an object.
+  delta being ``1 - exp(-sigma * delta)``. A voxel is occupied when light crossing `OPAQUE_LENGTH` of
+  such matter (a quarter of the thinnest world object, 0.1 scene units) would be at least half stopped:
+  ``sigma > ln 2 / OPAQUE_LENGTH`` (6.9). Any world object made of it is then opaque across its width
+  (>= 94%), as the renders the prior learned from are, while a fog that needs the whole box to stop
+  light is not an object. The criterion is the matter's, not the judge's grid: the same field reads the
+  same at any `resolution`. (An earlier rule, opaque across one voxel of the 64^3 grid, asked for
+  sigma > 21.8: distilled objects that render fully opaque, sigma 7-10 over 8 render samples, read empty.)
 * `GaussianModel`: `field_fn`'s density is a sum of opacity-weighted, peak-normalised Gaussians, i.e.
   already an opacity-like quantity in [0, ~1]; occupied means above 0.5 (the judge's default).
 
@@ -25,21 +28,18 @@ JUDGE_RESOLUTION = 64
 units^3, is ~530 voxels, enough for the shape fits)"""
 GAUSSIAN_THRESHOLD = 0.5
 HALF_OPACITY = 0.5
+OPAQUE_LENGTH = 0.1
+"""scene units over which occupied matter stops half the light (smallest world object: 0.4 wide)"""
 
 
-def voxel_step(bound: float, resolution: int) -> float:
-    """Spacing of the judged lattice, which spans the box's corners (`representations.field.query_grid`)."""
-    return 2.0 * bound / (resolution - 1)
-
-
-def density_threshold(model, resolution: int = JUDGE_RESOLUTION) -> float:
+def density_threshold(model) -> float:
     """The density above which a voxel of `model` counts as occupied (see the module docstring)."""
     from rewardsds.representations.gaussians import GaussianModel
 
     if isinstance(model, GaussianModel):
         return GAUSSIAN_THRESHOLD
-    # 1 - exp(-sigma * dv) > HALF_OPACITY  <=>  sigma > -ln(1 - HALF_OPACITY) / dv
-    return -math.log(1.0 - HALF_OPACITY) / voxel_step(model.bound, resolution)
+    # 1 - exp(-sigma * OPAQUE_LENGTH) > HALF_OPACITY  <=>  sigma > -ln(1 - HALF_OPACITY) / OPAQUE_LENGTH
+    return -math.log(1.0 - HALF_OPACITY) / OPAQUE_LENGTH
 
 
 def judge_model(model, prompt: str, resolution: int = JUDGE_RESOLUTION) -> Verdict:
@@ -59,7 +59,7 @@ def judge_model(model, prompt: str, resolution: int = JUDGE_RESOLUTION) -> Verdi
 
     with torch.no_grad():
         return judge_field(density_colour, prompt, model.bound, resolution,
-                           density_threshold=density_threshold(model, resolution))
+                           density_threshold=density_threshold(model))
 
 
 def verdict_summary(model, prompt: str, resolution: int = JUDGE_RESOLUTION) -> dict | None:
@@ -70,5 +70,5 @@ def verdict_summary(model, prompt: str, resolution: int = JUDGE_RESOLUTION) -> d
     except ValueError:
         return None
     return {"facts": dict(v.facts), "accuracy": round(v.accuracy, 4), "all_correct": v.all_correct,
-            "duplicated": list(v.duplicated), "density_threshold": round(density_threshold(model, resolution), 4),
+            "duplicated": list(v.duplicated), "density_threshold": round(density_threshold(model), 4),
             "resolution": resolution}

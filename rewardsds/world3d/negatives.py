@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from rewardsds.world.grammar import caption_holds
 
-from .scenes import COLOURS, SHAPES, Scene
+from .scenes import COLOURS, SHAPES, Scene, suffix_of
 
 INVERSE_RELATION: dict[str, str] = {"left of": "right of", "right of": "left of", "in front of": "behind",
                                      "behind": "in front of"}
@@ -81,7 +81,8 @@ def all_hard_negatives(scene: Scene) -> list[str]:
 def hard_negative_accuracy(model, tok, n: int = 300, split: str = "train", seed: int = 12345,
                            image_size: int = 32) -> float:
     """How often a CLIP scores a render's true caption above every hard negative: n fresh scenes, each
-    from one random view (the 3D world's `sample_batch` without view suffixes)."""
+    from one random view, captioned with that view's suffix as `gen3d` prompts the reward (the negatives
+    carry the same suffix)."""
     import torch
     import torch.nn.functional as F
 
@@ -91,11 +92,12 @@ def hard_negative_accuracy(model, tok, n: int = 300, split: str = "train", seed:
     from .data import sample_batch
 
     model.eval()
-    images, captions, scenes = sample_batch(seed, n, image_size, split=split, view_prompts=False)
+    images, captions, scenes = sample_batch(seed, n, image_size, split=split, view_prompts=True)
     wins = 0
     with torch.no_grad():
-        for img_np, sc in zip(images, scenes):
-            texts = [sc.caption()] + all_hard_negatives(sc)
+        for img_np, sc, caption in zip(images, scenes, captions):
+            tail = suffix_of(caption)
+            texts = [sc.caption() + tail] + [neg + tail for neg in all_hard_negatives(sc)]
             enc = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
                       return_tensors="pt")
             x = to_pixel_values(torch.from_numpy(img_np[None]))

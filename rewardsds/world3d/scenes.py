@@ -113,6 +113,14 @@ def view_suffix(azimuth_deg: float, elevation_deg: float) -> str:
     return f", {view_label(elevation_deg, azimuth_deg)} view"
 
 
+def suffix_of(caption: str) -> str:
+    """The view suffix a caption ends with (", side view"), or "" when it has none."""
+    for v in VIEWS:
+        if caption.endswith(f", {v} view"):
+            return f", {v} view"
+    return ""
+
+
 def vocabulary() -> list[str]:
     """Every word (and the comma of a view suffix) that captions can use, sorted."""
     return grammar.vocabulary(set(COLOURS) | set(SHAPES) | set(SIZE_RANGES) | {"a", ","} | set(VIEWS) | {"view"},

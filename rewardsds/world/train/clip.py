@@ -85,7 +85,9 @@ def _batch(cfg: ClipTrainConfig, tok, step: int):
     rng = random.Random(seed + 7)
     if cfg.swap_pairs > 0:
         world.swap_pairs(images, captions, scenes, cfg.swap_pairs, rng, cfg.image_size)
-    negs = [n for sc in scenes for n in world.hard_negatives(sc, rng, cfg.negatives, cfg.relation_focus)]
+    tails = [world.caption_suffix(c) for c in captions] if world.caption_suffix else [""] * len(captions)
+    negs = [n + tail for sc, tail in zip(scenes, tails)
+            for n in world.hard_negatives(sc, rng, cfg.negatives, cfg.relation_focus)]
     enc = tok(captions + negs, padding="max_length", max_length=world.max_length, truncation=True,
               return_tensors="pt")
     g = torch.Generator().manual_seed(seed)

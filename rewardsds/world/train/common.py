@@ -72,6 +72,9 @@ class WorldSpec:
     swap_pairs: Callable[[np.ndarray, list[str], list[Any], float, random.Random, int], None] | None = None
     """(images, captions, scenes, fraction, rng, image_size): replace, in place, the tail of a batch by
     position-swapped twins; None where the world has none (then --swap-pairs must stay 0)"""
+    caption_suffix: Callable[[str], str] | None = None
+    """caption -> the tail its hard negatives share with it (the 3D world's view suffix, so that a negative
+    differs from the caption in a fact, never in the view); None: negatives end as they are drawn"""
 
 
 def _swap_pairs_2d(images: np.ndarray, captions: list[str], scenes: list, fraction: float,

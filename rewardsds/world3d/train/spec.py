@@ -1,7 +1,10 @@
 """The 3D world as the shared trainers see it (`rewardsds.world.train.common.WorldSpec`).
 
-The CLIP reads view-free captions (a reward must score a scene alike from every side); the prior
-reads view-suffixed ones (what `gen3d` prompts per camera). Both from the same `world3d.data` batches.
+Both the CLIP and the prior read view-suffixed captions ("a red cube left of a blue sphere, back view"),
+as `gen3d` prompts them per camera, both from the same `world3d.data` batches. For the CLIP the suffix is
+what makes relations learnable at all: the world's relations live in the scene frame, and one view
+without its camera cannot tell "left of" seen from the front from "right of" seen from the back. A
+caption's hard negatives keep its suffix (`WorldSpec.caption_suffix`), so they differ in a fact only.
 """
 
 from __future__ import annotations
@@ -10,14 +13,15 @@ from functools import partial
 
 from rewardsds.world.train.common import WorldSpec
 
-from .. import data, negatives, paths, tokenizer
+from .. import data, negatives, paths, scenes, tokenizer
 
 WORLD3D = WorldSpec(
     family=paths.WORLD3D_FAMILY, module="rewardsds.world3d.train",
-    clip_data=partial(data.sample_batch, view_prompts=False),
+    clip_data=partial(data.sample_batch, view_prompts=True),
     prior_data=partial(data.sample_batch, view_prompts=True),
     build_tokenizer=tokenizer.build_tokenizer, max_length=tokenizer.MAX_LENGTH,
     hard_negatives=negatives.hard_negatives, clip_accuracy=negatives.hard_negative_accuracy,
     clip_dir=paths.clip_dir, prior_dir=paths.prior_dir,
     swap_pairs=None,  # no position-swapped twins yet: --swap-pairs must stay 0
+    caption_suffix=scenes.suffix_of,
 )
