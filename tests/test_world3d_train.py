@@ -120,11 +120,11 @@ def test_clip_trainer_writes_a_loadable_3d_clip(tiny3d):
     assert set(record["hard_negative_accuracy"]) == {"train", "heldout"}
 
 
-def test_clip3d_refuses_swap_pairs(tmp_path):
+def test_clip3d_trains_with_swap_pairs(tmp_path):
     from rewardsds.world3d.train.clip import Clip3DTrainConfig, main
 
-    with pytest.raises(ValueError, match="swap-pairs"):
-        main(Clip3DTrainConfig(out=tmp_path / "o", work=tmp_path / "w", swap_pairs=0.5, steps=1, batch=2))
+    main(Clip3DTrainConfig(out=tmp_path / "o", work=tmp_path / "w", swap_pairs=0.5, steps=1, batch=8, image_size=16))
+    assert (tmp_path / "o" / "model.safetensors").exists()
 
 
 def test_prior_trainer_writes_a_view_aware_3d_prior(tiny3d):
@@ -235,3 +235,25 @@ def test_clip_batches_are_view_suffixed_and_negatives_keep_the_view():
         for n in negs[3 * i:3 * i + 3]:
             assert suffix_of(n) == suffix_of(c) and n != c
     assert suffix_of("a red cube") == "" and suffix_of("a red cube, back view") == ", back view"
+
+
+def test_swap_pairs_add_relation_twins_seen_from_the_same_view_class():
+    from rewardsds.world3d.data import swap_pairs
+    from rewardsds.world3d.negatives import INVERSE_RELATION
+    from rewardsds.world3d.scenes import suffix_of
+
+    images, captions, scenes = sample_batch(11, 16, image_size=8)
+    before = list(scenes)
+    rel = [i for i, sc in enumerate(scenes) if sc.relation in INVERSE_RELATION]
+    assert len(rel) >= 2
+    swap_pairs(images, captions, scenes, 0.25, random.Random(0), 8)
+    for j, i in enumerate(rel[:4]):
+        dst = 15 - j
+        if dst <= i:
+            break
+        twin, src = scenes[dst], before[i]
+        assert twin.relation == INVERSE_RELATION[src.relation]
+        assert parse_caption(captions[dst]).relation == twin.relation
+        assert suffix_of(captions[dst]) == suffix_of(captions[i])
+        assert holds(twin, twin) and not holds(src, twin)  # the source's caption is false of its twin
+        assert images[dst].std() > 0.01

@@ -64,3 +64,45 @@ def sample_batch(seed: int, batch: int, image_size: int = 32, split: str = "trai
         if supersample > 1:
             images = torch.nn.functional.avg_pool2d(images, supersample)
     return images.clamp(0.0, 1.0).contiguous().numpy(), captions, scenes
+
+
+_VIEW_AZIMUTHS = {"front": ((-44.0, 44.0),), "back": ((136.0, 224.0),), "side": ((46.0, 134.0), (226.0, 314.0))}
+"""azimuth intervals (degrees) strictly inside each view class of `render.cameras.view_label`"""
+
+
+def swapped(scene):
+    """The same two objects with their floor positions exchanged, captioned with the inverse relation
+    (left of <-> right of, in front of <-> behind): the twin that differs from `scene` in the relation only."""
+    from dataclasses import replace
+
+    from .negatives import INVERSE_RELATION
+
+    a, b = scene.objects
+    return replace(scene, objects=(replace(a, x=b.x, z=b.z), replace(b, x=a.x, z=a.z)),
+                   relation=INVERSE_RELATION[scene.relation])
+
+
+def swap_pairs(images: np.ndarray, captions: list[str], scenes: list, fraction: float, rng: random.Random,
+               image_size: int) -> None:
+    """Replace, in place, the tail of a batch by position-swapped twins of its horizontal-relation scenes
+    (the 2D world's `--swap-pairs`), so that the batch holds both scenes of a pair and each caption is the
+    other image's hardest negative. A twin is seen from a random camera of its source's view class and
+    carries the same view suffix, so the two captions differ in the relation alone."""
+    from .negatives import INVERSE_RELATION
+    from .render import ELEVATION_RANGE, render_views
+    from .scenes import suffix_of
+
+    batch = len(scenes)
+    rel = [i for i, sc in enumerate(scenes) if sc.relation in INVERSE_RELATION]
+    for j, i in enumerate(rel[:int(fraction * batch)]):
+        dst = batch - 1 - j
+        if dst <= i:
+            break
+        tail = suffix_of(captions[i])
+        view = tail[2:-5] if tail else rng.choice(tuple(_VIEW_AZIMUTHS))
+        lo, hi = rng.choice(_VIEW_AZIMUTHS[view])
+        az, el = rng.uniform(lo, hi) % 360.0, rng.uniform(*ELEVATION_RANGE)
+        twin = swapped(scenes[i])
+        scenes[dst] = twin
+        captions[dst] = twin.caption(rng) + tail
+        images[dst] = render_views(twin, [az], [el], image_size, supersample=2)[0].numpy()

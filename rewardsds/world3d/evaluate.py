@@ -123,12 +123,14 @@ def eval_prior(args: argparse.Namespace) -> dict:
     prior = DiffusersPrior.from_pretrained(str(args.prior))
     size = prior.image_size
     g = torch.Generator().manual_seed(args.seed)
+    from tqdm import tqdm
+
     figures = {}
     for j, (kind, n) in enumerate((("single", args.samples), ("relation", args.samples),
                                    ("heldout", args.samples // 2))):
         items = captions(n, kind, args.seed * 1000 + j)
         got, ref = [], []
-        for i in range(0, n, args.batch):
+        for i in tqdm(range(0, n, args.batch), desc=f"prior samples ({kind}, {args.batch} a batch)"):
             chunk = items[i:i + args.batch]
             images = sample(prior, [c for _, c, _, _ in chunk], steps=args.steps, cfg=args.cfg, generator=g)
             for img, (sc, cap, az, el) in zip(images.float().cpu(), chunk):

@@ -22,6 +22,6 @@ WORLD3D = WorldSpec(
     build_tokenizer=tokenizer.build_tokenizer, max_length=tokenizer.MAX_LENGTH,
     hard_negatives=negatives.hard_negatives, clip_accuracy=negatives.hard_negative_accuracy,
     clip_dir=paths.clip_dir, prior_dir=paths.prior_dir,
-    swap_pairs=None,  # no position-swapped twins yet: --swap-pairs must stay 0
+    swap_pairs=data.swap_pairs,
     caption_suffix=scenes.suffix_of,
 )
