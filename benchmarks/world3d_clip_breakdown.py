@@ -21,15 +21,11 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     import torch
-    import torch.nn.functional as F
     from transformers import AutoTokenizer, CLIPModel
 
-    from rewardsds import _compat
-    from rewardsds.world.metrics import to_pixel_values
     from rewardsds.world3d import paths
-    from rewardsds.world3d.data import sample_batch
-    from rewardsds.world3d.negatives import all_hard_negatives
-    from rewardsds.world3d.scenes import parse_caption, suffix_of
+    from rewardsds.world3d.negatives import hard_negative_scores
+    from rewardsds.world3d.scenes import parse_caption
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", type=Path, default=paths.clip_dir())
@@ -37,28 +33,18 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, tok = CLIPModel.from_pretrained(args.clip).eval(), AutoTokenizer.from_pretrained(args.clip)
-    images, captions, scenes = sample_batch(12345, args.n, 32, view_prompts=True)
     wins, total, misses = collections.Counter(), collections.Counter(), collections.Counter()
-    with torch.no_grad():
-        for img, sc, cap in zip(images, scenes, captions):
-            tail = suffix_of(cap)
-            texts = [sc.caption() + tail] + [n + tail for n in all_hard_negatives(sc)]
-            enc = tok(texts, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt")
-            x = to_pixel_values(torch.from_numpy(img[None]))
-            i = F.normalize(_compat.features(model.get_image_features(pixel_values=x)), dim=-1)
-            t = F.normalize(_compat.features(model.get_text_features(**enc)), dim=-1)
-            s = (i @ t.T)[0]
-            key = (sc.relation or "single", tail.strip(", "))
-            total[key] += 1
-            if s[0] > s[1:].max():
-                wins[key] += 1
-                continue
-            p0, pn = parse_caption(texts[0]), parse_caption(texts[1 + int(s[1:].argmax())])
-            objs = [(o.colour, o.shape) for o in p0.objects]
-            kind = ("relation" if p0.relation != pn.relation else
-                    "objects swapped" if objs[::-1] == [(o.colour, o.shape) for o in pn.objects] else "attribute")
-            misses[(key[0], kind)] += 1
+    for sc, tail, texts, s in hard_negative_scores(model, tok, args.n):
+        key = (sc.relation or "single", tail.strip(", "))
+        total[key] += 1
+        if s[0] > s[1:].max():
+            wins[key] += 1
+            continue
+        p0, pn = parse_caption(texts[0]), parse_caption(texts[1 + int(s[1:].argmax())])
+        objs = [(o.colour, o.shape) for o in p0.objects]
+        kind = ("relation" if p0.relation != pn.relation else
+                "objects swapped" if objs[::-1] == [(o.colour, o.shape) for o in pn.objects] else "attribute")
+        misses[(key[0], kind)] += 1
     where = args.clip.resolve()
     where = where.relative_to(ROOT) if where.is_relative_to(ROOT) else where
     print(f"hard-negative accuracy {sum(wins.values()) / args.n:.3f} over {args.n} renders ({where})")

@@ -78,11 +78,10 @@ def all_hard_negatives(scene: Scene) -> list[str]:
     return [s.caption() for s in _edits(scene, random.Random(0))]
 
 
-def hard_negative_accuracy(model, tok, n: int = 300, split: str = "train", seed: int = 12345,
-                           image_size: int = 32) -> float:
-    """How often a CLIP scores a render's true caption above every hard negative: n fresh scenes, each
-    from one random view, captioned with that view's suffix as `gen3d` prompts the reward (the negatives
-    carry the same suffix)."""
+def hard_negative_scores(model, tok, n: int = 300, split: str = "train", seed: int = 12345, image_size: int = 32):
+    """Yield (scene, view suffix, texts, scores) for n fresh scenes, each rendered from one random view:
+    texts[0] is the true caption with that view's suffix (as `gen3d` prompts the reward), texts[1:] every
+    hard negative with the same suffix, scores the CLIP's cosine similarities to the render."""
     import torch
     import torch.nn.functional as F
 
@@ -93,7 +92,6 @@ def hard_negative_accuracy(model, tok, n: int = 300, split: str = "train", seed:
 
     model.eval()
     images, captions, scenes = sample_batch(seed, n, image_size, split=split, view_prompts=True)
-    wins = 0
     with torch.no_grad():
         for img_np, sc, caption in zip(images, scenes, captions):
             tail = suffix_of(caption)
@@ -103,6 +101,11 @@ def hard_negative_accuracy(model, tok, n: int = 300, split: str = "train", seed:
             x = to_pixel_values(torch.from_numpy(img_np[None]))
             img = F.normalize(_compat.features(model.get_image_features(pixel_values=x)), dim=-1)
             txt = F.normalize(_compat.features(model.get_text_features(**enc)), dim=-1)
-            s = (img @ txt.T)[0]
-            wins += int(s[0] > s[1:].max())
+            yield sc, tail, texts, (img @ txt.T)[0]
+
+
+def hard_negative_accuracy(model, tok, n: int = 300, split: str = "train", seed: int = 12345,
+                           image_size: int = 32) -> float:
+    """How often a CLIP scores a render's true caption above every hard negative (`hard_negative_scores`)."""
+    wins = sum(int(s[0] > s[1:].max()) for *_, s in hard_negative_scores(model, tok, n, split, seed, image_size))
     return wins / n
