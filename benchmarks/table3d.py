@@ -48,6 +48,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--jobs must be at least 1, got {args.jobs}")
     if not args.prompts.is_file():
         ap.error(f"no prompt file {str(args.prompts)!r}")
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps must be at least 1, got {args.steps}")
+    if any(s < 0 for s in args.seeds):
+        ap.error(f"--seeds must be >= 0, got {args.seeds}")
+    from rewardsds.world3d.scenes import parse_caption
+
+    for line in args.prompts.read_text().splitlines():
+        try:
+            if line.strip():
+                parse_caption(line.strip())
+        except ValueError as e:
+            ap.error(str(e))  # judge3d reads 3D world captions only
     return args
 
 
