@@ -70,27 +70,15 @@ _VIEW_AZIMUTHS = {"front": ((-44.0, 44.0),), "back": ((136.0, 224.0),), "side": 
 """azimuth intervals (degrees) strictly inside each view class of `render.cameras.view_label`"""
 
 
-def swapped(scene):
-    """The same two objects with their floor positions exchanged, captioned with the inverse relation
-    (left of <-> right of, in front of <-> behind): the twin that differs from `scene` in the relation only."""
-    from dataclasses import replace
-
-    from .negatives import INVERSE_RELATION
-
-    a, b = scene.objects
-    return replace(scene, objects=(replace(a, x=b.x, z=b.z), replace(b, x=a.x, z=a.z)),
-                   relation=INVERSE_RELATION[scene.relation])
-
-
 def swap_pairs(images: np.ndarray, captions: list[str], scenes: list, fraction: float, rng: random.Random,
                image_size: int) -> None:
     """Replace, in place, the tail of a batch by position-swapped twins of its horizontal-relation scenes
     (the 2D world's `--swap-pairs`), so that the batch holds both scenes of a pair and each caption is the
     other image's hardest negative. A twin is seen from a random camera of its source's view class and
     carries the same view suffix, so the two captions differ in the relation alone."""
-    from .negatives import INVERSE_RELATION
+    from .negatives import INVERSE_RELATION, swapped
     from .render import ELEVATION_RANGE, render_views
-    from .scenes import suffix_of
+    from .scenes import suffix_of, view_of
 
     batch = len(scenes)
     rel = [i for i, sc in enumerate(scenes) if sc.relation in INVERSE_RELATION]
@@ -99,7 +87,7 @@ def swap_pairs(images: np.ndarray, captions: list[str], scenes: list, fraction: 
         if dst <= i:
             break
         tail = suffix_of(captions[i])
-        view = tail[2:-5] if tail else rng.choice(tuple(_VIEW_AZIMUTHS))
+        view = view_of(captions[i]) or rng.choice(tuple(_VIEW_AZIMUTHS))
         lo, hi = rng.choice(_VIEW_AZIMUTHS[view])
         az, el = rng.uniform(lo, hi) % 360.0, rng.uniform(*ELEVATION_RANGE)
         twin = swapped(scenes[i])

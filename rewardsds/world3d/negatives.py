@@ -26,6 +26,15 @@ def _edit(scene: Scene, i: int, **changes) -> Scene:
     return replace(scene, objects=tuple(replace(x, **changes) if j == i else x for j, x in enumerate(scene.objects)))
 
 
+def swapped(scene: Scene) -> Scene:
+    """The same two objects with their floor positions exchanged, captioned with the inverse relation
+    (left of <-> right of, in front of <-> behind): the twin that differs from `scene` in the relation only
+    (the 3D form of `rewardsds.world.negatives.swapped`)."""
+    a, b = scene.objects
+    return replace(scene, objects=(replace(a, x=b.x, z=b.z), replace(b, x=a.x, z=a.z)),
+                   relation=INVERSE_RELATION[scene.relation])
+
+
 def _edits(scene: Scene, rng: random.Random) -> list[Scene]:
     objs = list(scene.objects)
     mention = list(scene.mention_size) or [False] * len(objs)

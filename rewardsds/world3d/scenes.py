@@ -113,12 +113,15 @@ def view_suffix(azimuth_deg: float, elevation_deg: float) -> str:
     return f", {view_label(elevation_deg, azimuth_deg)} view"
 
 
+def view_of(caption: str) -> str | None:
+    """The view a caption's suffix names ("side" for "..., side view"), or None when it has none."""
+    return next((v for v in VIEWS if caption.endswith(f", {v} view")), None)
+
+
 def suffix_of(caption: str) -> str:
     """The view suffix a caption ends with (", side view"), or "" when it has none."""
-    for v in VIEWS:
-        if caption.endswith(f", {v} view"):
-            return f", {v} view"
-    return ""
+    view = view_of(caption)
+    return f", {view} view" if view else ""
 
 
 def vocabulary() -> list[str]:
