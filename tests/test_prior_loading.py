@@ -69,6 +69,7 @@ def test_probe_is_bounded_even_when_connecting_hangs(monkeypatch, no_probe_cache
 
     def hang(*args, **kwargs):
         time.sleep(30)
+        raise OSError("hung up")  # what a connect that finally gives up raises
 
     monkeypatch.setattr(socket, "create_connection", hang)
     start = time.monotonic()

@@ -394,9 +394,14 @@ class LocalBackend:
         return self.pool
 
     def submit(self, task: dict):
-        pool = self._pool()
-        fut = pool.submit(self.fn, task)
-        self.pool_of[fut] = pool
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            fut = self._pool().submit(self.fn, task)
+        except BrokenProcessPool:  # a worker died since the last wait(): its runs come back there,
+            self.pool = None  # this one never started, so it goes to a fresh pool
+            fut = self._pool().submit(self.fn, task)
+        self.pool_of[fut] = self.pool
         return fut
 
     def wait(self, handles: list, timeout: float) -> list[tuple[object, dict]]:
