@@ -124,7 +124,21 @@ class CommonConfig(DistillOptions):
 
 
 @dataclass
-class GenerateConfig(CommonConfig):
+class SampleInit:
+    """Text-to-image's start from prior samples (generate and sweep)."""
+
+    init_samples: int = 0
+    """start from the best of this many plain prior samples instead of --init (reward-* methods pick by
+    their reward, the others take the first sample): the layout is settled early in distillation, so it
+    is chosen before it; 0 = off"""
+    init_sample_cfg: float = 4.0
+    """guidance scale of the --init-samples DDIM samples (low: the prior's most varied, faithful draws)"""
+    init_sample_steps: int = 20
+    """DDIM steps of each --init-samples sample"""
+
+
+@dataclass
+class GenerateConfig(CommonConfig, SampleInit):
     """Text-to-image: distil an image of PROMPT from the prior."""
 
     prompt: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="PROMPT")] = tyro.MISSING
@@ -323,6 +337,12 @@ def check_options(cfg: DistillOptions) -> None:
         check_int("vsd_lora_rank", cfg.vsd_lora_rank, 0, 256)
     if cfg.vsd_lr is not None:
         check_float("vsd_lr", cfg.vsd_lr, 0.0, lo_open=True)
+    if getattr(cfg, "init_samples", 0):
+        check_int("init_samples", cfg.init_samples, 0, 64)
+        check_int("init_sample_steps", cfg.init_sample_steps, 1, 1000)
+        check_float("init_sample_cfg", cfg.init_sample_cfg, 0.0)
+        if getattr(cfg, "init", "colour") == "image":
+            raise ValueError("--init-samples replaces --init: drop one of --init image and --init-samples")
     for name in ("seed", "checkpoint_every", "batch", "threads"):
         value = getattr(cfg, name, None)
         if value is None or (name == "threads" and value == "auto"):
@@ -369,7 +389,8 @@ RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "checkpoint_every"
 # scheme alone, with the value every earlier run of another scheme held (so a later change of their
 # default renames no run of another scheme).
 IMPLICIT_BEFORE = {"weight_scale": "each", "time_weighting": "sds", "vsd_lora_rank": 0, "vsd_lr": 3e-4,
-                   "preview_schedule": "from-t", "preview_decoder": None}
+                   "preview_schedule": "from-t", "preview_decoder": None, "init_samples": 0,
+                   "init_sample_cfg": 4.0, "init_sample_steps": 20}
 VSD_ONLY = ("vsd_lora_rank", "vsd_lr")
 SCHEME_ONLY = {"softmax_normalize": ("softmax", "none"), "softmax_temperature": ("softmax", 1.0),
                "weight_scale": ("top-bottom", "each")}

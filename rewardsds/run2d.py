@@ -19,6 +19,7 @@ from .errors import UserError
 from .loop import run
 from .losses import build_guidance
 from .representations.image import init_image, load_image
+from .sampling import best_of_samples
 from .world.paths import WORLD_FAMILY
 
 
@@ -92,12 +93,21 @@ def _run(s: Session, prompts: list[str], x0: torch.Tensor, guidance, on_step=Non
 def run_generate(cfg: GenerateConfig, on_step=None, models=None) -> dict:
     s = prepare(cfg, check_generate, models)
     cfg = s.cfg
-    image = load_image(cfg.init_image, s.prior.image_size) if cfg.init == "image" else None
-    x0 = init_image(s.prior, cfg.init, cfg.batch, s.generator, image=image)
-    guidance = build_guidance(s.guidance, s.prior, s.reward, **s.guidance_kwargs())
     prompts = [cfg.prompt] * cfg.batch
+    extra = {}
+    if cfg.init_samples:
+        image, scores = best_of_samples(s.prior, prompts, cfg.init_samples, s.reward, cfg.init_sample_steps,
+                                        cfg.init_sample_cfg, s.generator, cfg.negative_prompt)
+        x0 = init_image(s.prior, "image", cfg.batch, s.generator, image=image)
+        media.save_png(s.out / "init.png", media.grid(media.to_uint8(image, max(1, 256 // image.shape[-1]))))
+        extra["init_samples"] = {"n": cfg.init_samples, "picked_by": "reward" if scores is not None else "first",
+                                 "rewards": None if scores is None else scores.tolist()}
+    else:
+        image = load_image(cfg.init_image, s.prior.image_size) if cfg.init == "image" else None
+        x0 = init_image(s.prior, cfg.init, cfg.batch, s.generator, image=image)
+    guidance = build_guidance(s.guidance, s.prior, s.reward, **s.guidance_kwargs())
     result, wall = _run(s, prompts, x0, guidance, on_step)
-    return _finish(s, result, prompts, {"wall_seconds": wall})
+    return _finish(s, result, prompts, {"wall_seconds": wall, **extra})
 
 
 def run_edit(cfg: EditConfig, on_step=None, models=None) -> dict:

@@ -33,3 +33,24 @@ def sample(prior: DiffusionPrior, prompts: list[str], steps: int = 50, cfg: floa
     cands = Candidates(t_start, x_t, x_t, prior.predict_eps(x_t, tt, emb))
     x0, _ = preview(prior, cands, emb, steps, cfg, clip_x0=clip_x0)
     return prior.decode(x0)
+
+
+@torch.no_grad()
+def best_of_samples(prior: DiffusionPrior, prompts: list[str], n: int, reward=None, steps: int = 20,
+                    cfg: float = 4.0, generator: torch.Generator | None = None, negative_prompt: str = ""
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Reward-weighted initialisation: for each prompt, `n` DDIM samples and the one `reward` scores
+    highest, argmax_i r(x_i, y) (the first sample when there is no reward: a plain prior sample).
+
+    Returns (images [B,3,H,W] in [0,1] on the CPU, rewards [B, n] or None). Distillation settles an
+    image's layout in its first steps and seldom moves objects afterwards, so the layout is picked here,
+    where the prior at a low guidance scale still draws varied ones."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    expanded = [p for p in prompts for _ in range(n)]
+    images = sample(prior, expanded, steps, cfg, generator, negative_prompt).float().cpu()
+    images = images.view(len(prompts), n, *images.shape[1:])
+    if reward is None:
+        return images[:, 0], None
+    scores = torch.as_tensor(reward(images.flatten(0, 1), expanded)).float().cpu().view(len(prompts), n)
+    return images[torch.arange(len(prompts)), scores.argmax(1)], scores

@@ -9,17 +9,17 @@ from typing import Literal
 
 import tyro
 
-from ..config import DistillOptions
+from ..config import DistillOptions, SampleInit
 from ..losses import EDIT_METHODS, TEXT_METHODS, Method
 from .checks import check_float, check_int, check_seed
 
 # SweepConfig fields copied verbatim into every run's GenerateConfig.
-FORWARDED = tuple(f.name for f in fields(DistillOptions)) + ("batch",)
+FORWARDED = tuple(f.name for f in fields(DistillOptions)) + tuple(f.name for f in fields(SampleInit)) + ("batch",)
 RewardMethod = Literal["reward-sds", "reward-vsd", "reward-bridge"]
 
 
 @dataclass
-class SweepConfig(DistillOptions):
+class SweepConfig(DistillOptions, SampleInit):
     """Run every (prompt, method, seed) of PROMPTS_FILE in parallel into OUT; resumable: a rerun skips
     finished runs and retries the rest. Runs live in OUT/runs/<config hash>/, bookkeeping in OUT/sweep.db."""
 

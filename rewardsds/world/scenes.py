@@ -136,11 +136,15 @@ def render(scene: Scene, size: int = 32, supersample: int = 4) -> np.ndarray:
 
 
 def sample_batch(
-    seed: int, batch: int, size: int = 32, split: str = "train"
+    seed: int, batch: int, size: int = 32, split: str = "train", two_objects: float | None = None
 ) -> tuple[np.ndarray, list[str], list[Scene]]:
-    """A deterministic batch: images (B,3,H,W) float32 in [0,1], random-wording captions, scenes."""
+    """A deterministic batch: images (B,3,H,W) float32 in [0,1], random-wording captions, scenes.
+    ``two_objects``: the share of two-object scenes (None: half, drawn as `sample_scene` draws them)."""
     rng = random.Random(seed)
-    scenes = [sample_scene(rng, split=split) for _ in range(batch)]
+    if two_objects is None:
+        scenes = [sample_scene(rng, split=split) for _ in range(batch)]
+    else:
+        scenes = [sample_scene(rng, 2 if rng.random() < two_objects else 1, split) for _ in range(batch)]
     captions = [sc.caption(rng) for sc in scenes]
     images = np.stack([render(sc, size).transpose(2, 0, 1) for sc in scenes])
     return images, captions, scenes
