@@ -39,21 +39,63 @@ class Candidates:
     x_t: torch.Tensor  # [B*N, C, H, W]
     pred: EpsPrediction  # the prior's cond/uncond epsilon at t, [B*N, ...] each
     prior_calls: int = 1
+    views: int = 1
+    """the prior's views per sample V: the row order (`candidate_rows`)"""
+
+
+def candidate_rows(b: int, n: int, views: int = 1) -> torch.Tensor:
+    """The image (row of x0) that each of the B*N candidate rows copies, i.e. the row order.
+
+    views = 1: row b*N + i is image b, noise i. views = V > 1 (a multi-view prior, `priors.multiview`;
+    the B images are G = B/V sets of V views): row (g*N + i)*V + v is view v of set g, noise i, so one
+    candidate is V consecutive rows, as the prior reads a sample."""
+    if views == 1:
+        return torch.arange(b).repeat_interleave(n)
+    if views < 1 or b % views:
+        raise ValueError(f"{b} images are not whole sets of {views} views")
+    g = b // views
+    return torch.arange(b).view(g, 1, views).expand(g, n, views).reshape(-1)
+
+
+def by_image(x: torch.Tensor, b: int, n: int, views: int = 1) -> torch.Tensor:
+    """Candidate rows [B*N, ...] in `candidate_rows` order -> [B, N, ...]: entry [b, i] is image b, noise i."""
+    if views == 1:
+        return x.reshape(b, n, *x.shape[1:])
+    return x.reshape(b // views, n, views, *x.shape[1:]).transpose(1, 2).reshape(b, n, *x.shape[1:])
+
+
+def to_rows(y: torch.Tensor, views: int = 1) -> torch.Tensor:
+    """The inverse of `by_image`: [B, N, ...] -> candidate rows [B*N, ...] in `candidate_rows` order."""
+    b, n = y.shape[:2]
+    if views == 1:
+        return y.reshape(b * n, *y.shape[2:])
+    return y.reshape(b // views, views, n, *y.shape[2:]).transpose(1, 2).reshape(b * n, *y.shape[2:])
+
+
+def candidate_conditioning(emb: TextEmbedding, n: int, views: int = 1) -> TextEmbedding:
+    """One conditioning row per candidate row (`candidate_rows`), from one per image (cameras included)."""
+    if views == 1:
+        return emb.repeat(n)
+    return emb.select(candidate_rows(emb.cond.shape[0], n, views))
 
 
 def noise_candidates(prior: DiffusionPrior, x0: torch.Tensor, emb: TextEmbedding, t: int, n: int,
                      generator: torch.Generator | None = None, shared_noise_groups: int = 1) -> Candidates:
-    """x0 [B,C,H,W] (detached here) -> B*N noisy copies (row b*N + i is image b, noise i), one call.
+    """x0 [B,C,H,W] (detached here) -> B*N noisy copies in `candidate_rows` order (row b*N + i is image b,
+    noise i; for a multi-view prior one candidate is V consecutive rows), one call.
 
     Every row gets its own independent noise. emb must have one row per image (B rows); it is
     repeated N times to match. When the B images are the views of one 3D object, candidate i is the
-    SET of rows b*N + i: independent per-view noises, as in DreamFusion, threestudio and the
+    SET of rows of noise i: independent per-view noises, as in DreamFusion, threestudio and the
     official RewardSDS 3D code (one noise image shared by all views raised the gradient variance
     1.7-3.8x in a measurement). shared_noise_groups = G splits the batch into G equal groups that
-    get the SAME noises (DDS noises the edited image and its source identically).
+    get the SAME noises (DDS noises the edited image and its source identically; single-view only).
     """
+    views = prior.views_per_sample
+    if views > 1 and shared_noise_groups != 1:
+        raise ValueError("shared noise groups (DDS) need a single-view prior")
     x0 = x0.detach()
-    xs = x0.repeat_interleave(n, 0)
+    xs = x0.repeat_interleave(n, 0) if views == 1 else x0[candidate_rows(x0.shape[0], n, views).to(x0.device)]
     ones = [1] * (xs.dim() - 1)
     per_group = xs.shape[0] // shared_noise_groups
     eps = torch.randn((per_group, *xs.shape[1:]), generator=generator, device="cpu").to(xs.device, xs.dtype)
@@ -61,8 +103,8 @@ def noise_candidates(prior: DiffusionPrior, x0: torch.Tensor, emb: TextEmbedding
     tt = torch.full((xs.shape[0],), t, dtype=torch.long, device=xs.device)
     x_t = prior.add_noise(xs, eps, tt)
     with torch.no_grad():
-        pred = prior.predict_eps(x_t, tt, emb.repeat(n))
-    return Candidates(t, eps, x_t, pred)
+        pred = prior.predict_eps(x_t, tt, candidate_conditioning(emb, n, views))
+    return Candidates(t, eps, x_t, pred, views=views)
 
 
 def ddim_grid(t: int, steps: int) -> list[int]:

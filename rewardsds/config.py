@@ -24,7 +24,7 @@ from .losses import BRIDGE_SRC, BRIDGE_TGT, GuidanceConfig, Method, TextMethod, 
 from .sweep.checks import check_float, check_int, check_seed
 from .weighting import Scheme, Weighting
 from .world.paths import WORLD_FAMILY
-from .world3d.paths import WORLD3D_FAMILY
+from .world3d.paths import WORLD3D_FAMILY, WORLD3D_MV_FAMILY
 from .worlds import WORLD_PRIORS
 
 PRIOR_ALIASES = {
@@ -224,12 +224,14 @@ SD_DEFAULTS = FamilyDefaults(
 # so its 2D/3D defaults are the 2D world's; only its reward and its view words differ: it was trained on
 # view-suffixed captions, so gen3d appends them by default.
 WORLD3D_DEFAULTS = dataclasses.replace(WORLD_DEFAULTS, view_dependent_3d=True, reward="world3d-clip")
+WORLD3D_MV_DEFAULTS = dataclasses.replace(WORLD3D_DEFAULTS, view_dependent_3d=False)  # multi-view: cameras, not words
 REWARD_PACKAGES = {"imagereward": ("ImageReward", "imagereward")}
 """reward name -> (the module it imports, the rewardsds extra that installs it)"""
 WORLD_REWARDS = ("world-clip", "world-aesthetic", "world3d-clip")
-EMBEDDED_FAMILIES = (WORLD_FAMILY, WORLD3D_FAMILY)
+EMBEDDED_FAMILIES = (WORLD_FAMILY, WORLD3D_FAMILY, WORLD3D_MV_FAMILY)
 """the pixel-space embedded worlds' families (solid world backdrop, no SD-only options)"""
-FAMILY_DEFAULTS: dict[str, FamilyDefaults] = {WORLD_FAMILY: WORLD_DEFAULTS, WORLD3D_FAMILY: WORLD3D_DEFAULTS}
+FAMILY_DEFAULTS: dict[str, FamilyDefaults] = {WORLD_FAMILY: WORLD_DEFAULTS, WORLD3D_FAMILY: WORLD3D_DEFAULTS,
+                                              WORLD3D_MV_FAMILY: WORLD3D_MV_DEFAULTS}
 """model_index.json `_class_name` -> defaults; any other family (Stable Diffusion pipelines) gets SD_DEFAULTS"""
 
 

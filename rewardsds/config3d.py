@@ -28,13 +28,14 @@ from .config import (
 )
 from .loop import LoopConfig
 from .losses import GuidanceConfig, TextMethod
+from .priors.multiview import MULTIVIEW_FAMILIES
 from .render import CameraRanges
 from .representations.field import FieldConfig
 from .representations.field_scene import RenderConfig, ViewConfig
 from .representations.gaussians import GaussianConfig
 from .sweep.checks import check_float, check_int
 from .world.scenes import BACKGROUND as WORLD_BACKGROUND
-from .world3d.paths import WORLD3D_FAMILY
+from .world3d.paths import WORLD3D_FAMILY, WORLD3D_MV_FAMILY
 
 WORLD3D_ELEVATION = (0.0, 60.0)
 """elevations (degrees) the 3D world prior was trained on (`world3d.render.ELEVATION_RANGE`, kept equal by a
@@ -69,7 +70,8 @@ class Gen3DConfig(CommonConfig):
     recon_loss, std rescale 0.5) (default: on for latent/Stable Diffusion priors and SDS methods, off for
     the pixel-space world prior)"""
     views: int | None = None
-    """V: views rendered per step (default: 4 for the world prior, 1 otherwise)"""
+    """V: views rendered per step (default: 4 for the world prior and multi-view priors (whose views come in
+    sets of the prior's V), 1 otherwise)"""
     render_resolutions: tuple[int, ...] | None = None
     """render side per stage (default: (32,) for the world prior, (64,) otherwise)"""
     resolution_milestones: tuple[float, ...] = ()
@@ -92,8 +94,9 @@ class Gen3DConfig(CommonConfig):
     shading_prob: float = 0.0
     """chance per step of Lambertian shading with normals from the density (else albedo)"""
     view_dependent: bool | None = None
-    """append ', front view' etc. (default: off for the 2D world prior, whose vocabulary lacks them; on for
-    the 3D world prior, trained on exactly these suffixes, and for Stable Diffusion)"""
+    """append ', front view' etc. (default: off for the 2D world prior, whose vocabulary lacks them, and for
+    multi-view priors, which read cameras; on for the 3D world prior, trained on exactly these suffixes, and
+    for Stable Diffusion)"""
     opacity_reg: float = 0.0
     """weight of the mean opacity of the views as a penalty (discourages fog)"""
     decoder_lr_scale: float = 0.1
@@ -118,6 +121,8 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     d = prior_defaults(cfg.prior, cfg.method)
     d.update(steps=fam.steps_3d, lr=1e-2, views=fam.views_3d, render_resolutions=(fam.render_resolution_3d,),
              view_dependent=fam.view_dependent_3d)
+    if prior_views(cfg.prior) > 1:  # one camera set per step; the cameras, not words, tell the views
+        d.update(views=prior_views(cfg.prior), view_dependent=False)
     fill = {k: v for k, v in d.items() if getattr(cfg, k) is None}
     if cfg.t_anneal_steps is None:
         fill["t_anneal_steps"] = anneal_steps_default(cfg.steps if cfg.steps is not None else d["steps"])
@@ -126,11 +131,16 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     if cfg.background == "auto":
         fill.update(background="solid", background_color=WORLD_BACKGROUND) if world else fill.update(
             background="learned")
-    if prior_family(cfg.prior) == WORLD3D_FAMILY:
+    if prior_family(cfg.prior) in (WORLD3D_FAMILY, WORLD3D_MV_FAMILY):
         fill["cameras"] = world3d_cameras(cfg.cameras)
     cfg = resolve(dataclasses.replace(cfg, **fill))
     check_gen3d(cfg)
     return cfg
+
+
+def prior_views(prior: str) -> int:
+    """V of a prior spec without loading it: its family's views per sample (`priors.multiview`), else 1."""
+    return MULTIVIEW_FAMILIES.get(prior_family(prior), 1)
 
 
 def world3d_cameras(cams: CameraRanges) -> CameraRanges:
@@ -159,6 +169,13 @@ def check_gen3d(cfg: Gen3DConfig) -> None:
     if cfg.method.endswith("dds"):
         raise ValueError("DDS edits an image; text-to-3D takes sds, vsd or bridge (with or without reward-)")
     check_int("views", cfg.views, 1, 64)
+    v = prior_views(cfg.prior)
+    if v > 1 and cfg.views % v:
+        raise ValueError(f"--views {cfg.views}: the multi-view prior {cfg.prior!r} denoises sets of {v} views; "
+                         f"pass a multiple of {v}")
+    if v > 1 and cfg.method.removeprefix("reward-") == "vsd":
+        raise ValueError(f"{cfg.method} needs a single-view prior; the multi-view prior {cfg.prior!r} takes sds or "
+                         "bridge (with or without reward-)")
     check_int("n_samples", cfg.n_samples, 1, 4096)
     check_int("t_anneal_steps", cfg.t_anneal_steps, 0)
     if not cfg.render_resolutions or any(not isinstance(r, int) or not 4 <= r <= 2048 for r in cfg.render_resolutions):

@@ -9,6 +9,10 @@
     share their candidates' weights (rewards averaged over the views per candidate)
     -> turntable video, view grid, mesh, field (or Gaussians + .ply).
 
+A multi-view prior (`--prior world3d-mv`, or any folder of a `priors.multiview` family) denoises the V views
+of one camera set together: each step renders sets of V views (azimuths a, a+90, a+180, a+270 for V = 4,
+one elevation, as MVDream trains) whose cameras go with them into the prior's conditioning.
+
 The guidance's surrogate loss has d/dx0 = grad / V; autograd carries it through the encoder (a VAE
 for latent priors, the identity map for pixel priors) and the renderer into the field.
 
@@ -37,7 +41,7 @@ from .render.splat import SplatRenderer
 from .representations.field import RadianceField
 from .representations.field_scene import RenderConfig, build_renderer, new_field_scene, render_resolution
 from .representations.gaussians import GaussianConfig, GaussianModel, new_gaussian_scene
-from .world3d.paths import WORLD3D_FAMILY
+from .world3d.paths import WORLD3D_FAMILY, WORLD3D_MV_FAMILY
 
 __all__ = ["Gen3DConfig", "Gen3DResult", "load_field", "load_gaussians", "load_scene", "render_resolution",
            "resolve3d", "run_gen3d", "save_outputs", "train"]
@@ -62,8 +66,10 @@ def train(cfg: Gen3DConfig, guidance, generator: torch.Generator, out_dir: Path 
     `rewardsds.losses.Guidance`)."""
     cfg = resolve3d(cfg)
     build = new_gaussian_scene if cfg.representation == "gaussians" else new_field_scene
+    # a multi-view prior of V views sees each step's views as sets of V around one elevation (as it was trained)
+    view = dataclasses.replace(view_config(cfg), camera_set=guidance.prior.views_per_sample)
     scene = build(cfg.gaussians if cfg.representation == "gaussians" else cfg.grid, render_config(cfg),
-                  guidance.prior, cfg.prompt, view_config(cfg), cfg.steps, generator)
+                  guidance.prior, cfg.prompt, view, cfg.steps, generator)
     r = optimize(scene, guidance, loop_config3d(cfg), generator, out_dir, resume, progress, on_step, run_id,
                  desc="text-to-3D")
     model = scene.model if cfg.representation == "gaussians" else scene.field
@@ -140,7 +146,7 @@ def run_gen3d(cfg: Gen3DConfig, on_step=None, models=None) -> dict:
     from .errors import UserError
     from .losses import build_guidance
 
-    s = prepare(cfg, check3d, models)
+    s = prepare(cfg, check3d, models, multiview=True)
     cfg = s.cfg
     guidance = build_guidance(s.guidance, s.prior, s.reward, **s.guidance_kwargs())
     t0 = time.time()
@@ -154,7 +160,7 @@ def run_gen3d(cfg: Gen3DConfig, on_step=None, models=None) -> dict:
                "skipped_steps": result.skipped_steps, "prior_calls": result.prior_calls,
                "seconds": round(result.seconds, 2), "wall_seconds": round(time.time() - t0, 2),
                "files": {k: p.name for k, p in files.items()}, "out": str(s.out)}
-    if getattr(s.prior, "family", "") == WORLD3D_FAMILY:  # an exact reading exists only for the 3D world
+    if getattr(s.prior, "family", "") in (WORLD3D_FAMILY, WORLD3D_MV_FAMILY):  # an exact reading: 3D world only
         from .world3d.model_judge import verdict_summary
 
         summary["judge3d"] = verdict_summary(result.field, cfg.prompt)

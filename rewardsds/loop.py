@@ -157,7 +157,7 @@ def optimize(rep: Representation, guidance: Guidance, cfg: LoopConfig, generator
                 use_reward = reward_active(step, cfg.steps, cfg.reward_steps)
                 stage2 = bridge_stage2(step, cfg.steps, guidance.cfg.bridge_switch)
                 out = guidance(views.x0, views.prompts, t, use_reward, generator, shared=views.shared,
-                               second_stage=stage2)
+                               second_stage=stage2, cameras=views.cameras)
                 calls += out.prior_calls
                 if out.finite:
                     loss = out.loss if views.extra_loss is None else out.loss + views.extra_loss

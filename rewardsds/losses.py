@@ -34,7 +34,18 @@ from typing import Literal
 
 import torch
 
-from .candidates import PREVIEW_SCHEDULES, Candidates, PreviewSchedule, noise_candidates, preview, x0_from_eps
+from .candidates import (
+    PREVIEW_SCHEDULES,
+    Candidates,
+    PreviewSchedule,
+    by_image,
+    candidate_conditioning,
+    candidate_rows,
+    noise_candidates,
+    preview,
+    to_rows,
+    x0_from_eps,
+)
 from .errors import RewardError
 from .priors.base import DiffusionPrior, EpsPrediction, TextEmbedding
 from .rewards.base import Reward
@@ -138,7 +149,7 @@ class GuidanceOutput:
     weights: torch.Tensor | None  # [B, N]
     prior_calls: int
     finite: bool
-    previews: torch.Tensor | None = None  # [B*N,3,H,W] in [0,1]: the scored candidates (row b*N + i)
+    previews: torch.Tensor | None = None  # [B*N,3,H,W] in [0,1]: the scored candidates (`candidate_rows` order)
 
 
 def sds_residual(cands: Candidates, scale: float) -> torch.Tensor:
@@ -152,20 +163,21 @@ def recon_residual(x0: torch.Tensor, cands: Candidates, scale: float, alpha_bar:
     code): x0 - x0_target, where x0_target is the x0 predicted from the CFG epsilon, blended
     (std_rescale) with itself rescaled to the std of the conditional prediction's x0. The std is taken
     per object, as threestudio does over its n_view views: the V views of candidate i when `shared`
-    (rows b*N + i), else each image alone. The surrogate 0.5 ||x0 - sg(x0 - r)||^2 / B then has
+    (entries [:, i] of `by_image`), else each image alone. The surrogate 0.5 ||x0 - sg(x0 - r)||^2 / B then has
     threestudio's loss 0.5 ||x0 - x0_target||^2 (sum) / B. With std_rescale = 0 this is
     sqrt((1 - a) / a) (eps_hat - eps), i.e. SDS with weight sqrt((1 - a) / a) instead of 1 - a."""
-    rows = cands.x_t.shape[0]
+    rows, v = cands.x_t.shape[0], cands.views
+    b = rows // n
     a = alpha_bar.expand(rows)
     target = x0_from_eps(cands.x_t, cands.pred.guided(scale), a)
     if std_rescale > 0:
         cond = x0_from_eps(cands.x_t, cands.pred.cond, a)
-        b = rows // n
-        tv, cv = target.reshape(b, n, -1), cond.reshape(b, n, -1)
+        tv, cv = by_image(target, b, n, v).reshape(b, n, -1), by_image(cond, b, n, v).reshape(b, n, -1)
         dims = (0, 2) if shared else (2,)
         factor = (cv.std(dim=dims, keepdim=True) + 1e-8) / (tv.std(dim=dims, keepdim=True) + 1e-8)
-        target = (std_rescale * factor * tv + (1 - std_rescale) * tv).view_as(target)
-    return x0.detach().repeat_interleave(n, 0).to(target.dtype) - target
+        target = to_rows(std_rescale * factor * tv + (1 - std_rescale) * tv, v).view_as(target)
+    source = candidate_rows(b, n, v).to(x0.device)
+    return x0.detach()[source].to(target.dtype) - target
 
 
 def bridge_residual(cands: Candidates, scale: float) -> torch.Tensor:
@@ -190,11 +202,14 @@ def surrogate(x0: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 
 class Guidance:
-    """Callable: (x0, prompts, t, use_reward, generator, shared, second_stage) -> GuidanceOutput.
+    """Callable: (x0, prompts, t, use_reward, generator, shared, second_stage, cameras) -> GuidanceOutput.
 
     What changes between methods is only the residual r_i (module docstring), one function each;
     candidates, previews, rewards and weights are shared. Which step is a reward step or a bridge
-    stage-2 step is the loop's schedule's decision, passed in as booleans."""
+    stage-2 step is the loop's schedule's decision, passed in as booleans. A multi-view prior
+    (`prior.views_per_sample` V > 1) orders the candidate rows per set of views (`candidates.candidate_rows`)
+    and reads the rows' cameras; its residuals are those of SDS and Bridge (VSD's particle model and DDS's
+    edit are single-view)."""
 
     def __init__(self, cfg: GuidanceConfig, prior: DiffusionPrior, reward: Reward | None = None,
                  source: torch.Tensor | None = None, source_prompts: list[str] | None = None,
@@ -203,6 +218,9 @@ class Guidance:
             raise ValueError(f"method {cfg.method!r} needs a reward model")
         if cfg.base == "dds" and (source is None or source_prompts is None):
             raise ValueError("DDS editing needs the source image (model space) and the source prompt")
+        if prior.views_per_sample > 1 and cfg.base in ("vsd", "dds"):
+            raise ValueError(f"method {cfg.method!r} needs a single-view prior; a multi-view prior takes sds or bridge "
+                             "(with or without reward-)")
         self.cfg, self.prior, self.reward = cfg, prior, reward
         self.source = source.detach() if source is not None else None
         self.source_prompts = source_prompts
@@ -212,11 +230,16 @@ class Guidance:
 
     def __call__(self, x0: torch.Tensor, prompts: list[str], t: int, use_reward: bool | None = None,
                  generator: torch.Generator | None = None, shared: bool = False,
-                 second_stage: bool = False) -> GuidanceOutput:
+                 second_stage: bool = False, cameras: torch.Tensor | None = None) -> GuidanceOutput:
         """`shared`: the rows of x0 are views of one object (candidate i is one set of independent
         per-view noises, its reward the mean over the views, its weight shared by the views).
-        `second_stage`: SDS-Bridge's stage 2 (ignored otherwise)."""
+        `second_stage`: SDS-Bridge's stage 2 (ignored otherwise). `cameras`: c2w [B,4,4] of the rows,
+        conditioning a multi-view prior (which needs them; a single-view prior ignores them)."""
         c, prior = self.cfg, self.prior
+        views = prior.views_per_sample
+        if views > 1 and cameras is None:
+            raise ValueError(f"the multi-view prior ({views} views per sample) needs the cameras of the views: "
+                             "it distils 3D (gen3d), not an image")
         use_reward = c.uses_reward if use_reward is None else (use_reward and c.uses_reward)
         n = c.n_noises if use_reward else 1
         b = x0.shape[0]
@@ -227,13 +250,15 @@ class Guidance:
             emb = TextEmbedding(tgt.cond, src.cond)
         else:
             emb = prior.embed(prompts, c.negative_prompt)
+        if cameras is not None:
+            emb = emb.with_cameras(cameras)
         src_pred = None
         if c.base == "dds":
             cands, src_pred = self._dds_candidates(x0, emb, t, n, generator)
         else:
             cands = noise_candidates(prior, x0, emb, t, n, generator)  # independent noise per row (per view)
         calls = cands.prior_calls
-        emb_n = emb.repeat(n)
+        emb_n = candidate_conditioning(emb, n, views)
         a = prior.alphas_cumprod[t].to(cands.x_t.dtype)
         recon = c.x0_recon and c.base == "sds"
         match c.base:
@@ -257,7 +282,7 @@ class Guidance:
             wts = weights.to(resid.device, resid.dtype)
         else:
             wts = torch.ones(b, 1, device=resid.device, dtype=resid.dtype)
-        resid = resid.view(b, n, *resid.shape[1:])
+        resid = by_image(resid, b, n, views)
         constant = recon or c.time_weighting == "constant"  # x0 form: no w(t) (threestudio); DDS reference
         time_weight = 1.0 if constant else sds_weight(a.to(resid.dtype))
         grad = time_weight * (wts.view(b, n, *([1] * (resid.dim() - 2))) * resid).sum(1)
@@ -276,8 +301,9 @@ class Guidance:
                                 schedule=c.preview_schedule)
         with torch.no_grad():
             images = self.decode_preview(x0_hat)
+        rows = candidate_rows(b, n, cands.views).tolist()
         try:
-            rewards = self.reward(images, [p for p in prompts for _ in range(n)]).view(b, n)
+            rewards = by_image(self.reward(images, [prompts[j] for j in rows]), b, n, cands.views)
         except ValueError as e:  # the reward contract's message names the reward and what went wrong
             raise RewardError(str(e)) from e
         if shared:  # one candidate set for all views: a candidate's reward is its mean over the views

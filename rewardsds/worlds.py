@@ -1,4 +1,5 @@
-"""The embedded worlds as `--prior` aliases: 'world' (2D, shipped) and 'world3d' (trained later).
+"""The embedded worlds as `--prior` aliases: 'world' (2D, shipped), 'world3d' and 'world3d-mv' (its multi-view
+prior, `priors.multiview`), both trained later.
 
 Knowing an alias's family without loading anything lets every default (config.FAMILY_DEFAULTS) resolve
 before any weights load, or even exist. Light on purpose (pathlib only): the loaders, the sweep's
@@ -41,6 +42,10 @@ WORLD_PRIORS: dict[str, WorldPrior] = {
     "world3d": WorldPrior(world3d_paths.WORLD3D_FAMILY, lambda: world3d_paths.prior_dir(), train_hint=(
         f"train the 3D CLIP, then the prior: `{world3d_paths.TRAIN_COMMANDS['clip']} --threads 1` then "
         f"`{world3d_paths.TRAIN_COMMANDS['prior']} --threads 1` (or pass --prior FOLDER)"),
+        name="embedded 3D world", words=_world3d_words),
+    "world3d-mv": WorldPrior(world3d_paths.WORLD3D_MV_FAMILY, lambda: world3d_paths.mvprior_dir(), train_hint=(
+        f"train the 3D CLIP, then the multi-view prior: `{world3d_paths.TRAIN_COMMANDS['clip']} --threads 1` then "
+        f"`{world3d_paths.TRAIN_COMMANDS['mvprior']} --threads 1` (or pass --prior FOLDER)"),
         name="embedded 3D world", words=_world3d_words),
 }
 """`--prior` aliases of the embedded worlds (the hub aliases are `config.PRIOR_ALIASES`)"""

@@ -27,11 +27,15 @@ def redness(images, prompts):
     return images[:, 0].mean((1, 2)) - images[:, 1:].mean((1, 2, 3))
 
 
-def _tiny_text_encoder():
-    """The world tokenizer and a 1-layer random CLIP text encoder over its vocabulary (seeded by the caller)."""
+def _tiny_text_encoder(world3d: bool = False):
+    """The world tokenizer (the 3D world's with `world3d`) and a 1-layer random CLIP text encoder over its
+    vocabulary (seeded by the caller)."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from rewardsds.world.tokenizer import MAX_LENGTH, build_tokenizer
+    if world3d:
+        from rewardsds.world3d.tokenizer import MAX_LENGTH, build_tokenizer
+    else:
+        from rewardsds.world.tokenizer import MAX_LENGTH, build_tokenizer
 
     tok = build_tokenizer()
     text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
@@ -39,6 +43,48 @@ def _tiny_text_encoder():
                                         max_position_embeddings=MAX_LENGTH, bos_token_id=2,
                                         eos_token_id=tok.eos_token_id, pad_token_id=0))
     return tok, text
+
+
+def tiny_multiview_unet(sample_size: int = 8, seed: int = 0):
+    """A random 8x8 pixel-space `UNet2DConditionModel` of the multi-view shape (`priors.multiview`): the camera
+    through a 16-d projection class embedding, cross-attention to 32-d text states."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from rewardsds.priors.multiview import CAMERA_UNET_KWARGS
+
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(sample_size=sample_size, in_channels=3, out_channels=3, block_out_channels=(32, 32),
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                layers_per_block=1, norm_num_groups=8, attention_head_dim=8, **CAMERA_UNET_KWARGS)
+
+
+def build_tiny_multiview_prior(path: Path, family: str | None = None) -> Path:
+    """A tiny random multi-view prior folder (`priors.multiview`): `tiny_multiview_unet`, the 3D world's
+    tokenizer, the world's v-prediction cosine schedule, no VAE, and model_index.json naming `family`
+    (default: the 3D world's multi-view family), loadable with `MultiViewPrior.from_pretrained` or --prior."""
+    import json
+
+    import torch
+    from diffusers import DDIMScheduler
+
+    from rewardsds.world3d.paths import WORLD3D_MV_FAMILY
+
+    unet = tiny_multiview_unet()
+    torch.manual_seed(1)
+    tok, text = _tiny_text_encoder(world3d=True)
+    path = Path(path)
+    unet.save_pretrained(path / "unet")
+    text.save_pretrained(path / "text_encoder")
+    tok.save_pretrained(path / "tokenizer")
+    DDIMScheduler(prediction_type="v_prediction", set_alpha_to_one=False, **WORLD_SCHEDULE).save_pretrained(
+        path / "scheduler")
+    (path / "model_index.json").write_text(json.dumps({
+        "_class_name": family or WORLD3D_MV_FAMILY, "unet": ["diffusers", "UNet2DConditionModel"],
+        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "AutoTokenizer"],
+        "scheduler": ["diffusers", "DDIMScheduler"], "vae": None}))
+    return path
 
 
 def build_tiny_prior(path: Path, vae: bool, prediction_type: str = "epsilon", schedule: dict | None = None) -> Path:

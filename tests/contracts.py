@@ -65,9 +65,17 @@ def _timesteps(prior: DiffusionPrior, b: int) -> torch.Tensor:
 
 
 def _inputs(prior: DiffusionPrior, prompts: list[str], seed: int = 0):
+    """One sample per prompt: one row, or for a multi-view prior V rows (i*V + v) sharing the sample's t,
+    each with its camera (a ring of V views, `render.sample_camera_sets`)."""
+    from rewardsds.render import sample_camera_sets
+
     g = torch.Generator().manual_seed(seed)
-    x_t = torch.randn((len(prompts), *prior.sample_shape), generator=g).to(prior.device)
-    return x_t, _timesteps(prior, len(prompts)), prior.embed(prompts)
+    v = prior.views_per_sample
+    x_t = torch.randn((len(prompts) * v, *prior.sample_shape), generator=g).to(prior.device)
+    emb = prior.embed(prompts)
+    if v > 1:
+        emb = emb.repeat(v).with_cameras(sample_camera_sets(len(prompts), v, generator=g).c2w.to(prior.device))
+    return x_t, _timesteps(prior, len(prompts)).repeat_interleave(v), emb
 
 
 @_prior_check
@@ -194,15 +202,18 @@ def prior_one_call(prior, prompts, network):
 
 @_prior_check
 def prior_batch_consistency(prior, prompts, network):
-    """Row i of a batched predict_eps equals the call on row i alone (x_t, t and embedding rows)."""
+    """Sample i of a batched predict_eps equals the call on sample i alone (x_t, t and conditioning rows; a
+    sample is one row, or V consecutive rows for a multi-view prior)."""
     x_t, t, emb = _inputs(prior, prompts, seed=1)
+    v = prior.views_per_sample
     with torch.no_grad():
         batched = prior.predict_eps(x_t, t, emb)
         for i in range(len(prompts)):
-            one = prior.predict_eps(x_t[i:i + 1], t[i:i + 1], emb.select(torch.tensor([i])))
+            rows = torch.arange(i * v, (i + 1) * v)
+            one = prior.predict_eps(x_t[rows], t[rows], emb.select(rows))
             for half, name in ((batched.cond, "cond"), (batched.uncond, "uncond")):
-                torch.testing.assert_close(half[i:i + 1], getattr(one, name), atol=ATOL, rtol=RTOL,
-                                           msg=lambda m, i=i, name=name: f"row {i} ({name}): {m}")
+                torch.testing.assert_close(half[rows], getattr(one, name), atol=ATOL, rtol=RTOL,
+                                           msg=lambda m, i=i, name=name: f"sample {i} ({name}): {m}")
 
 
 @_prior_check

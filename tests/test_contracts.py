@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _builders import build_tiny_aesthetic, build_tiny_clip, redness
+from _builders import build_tiny_aesthetic, build_tiny_clip, build_tiny_multiview_prior, redness
 from contracts import PRIOR_CHECKS, PROMPTS, REWARD_CHECKS, check_prior, check_reward
 
 from rewardsds.priors.analytic import GaussianPrior
 from rewardsds.priors.base import EpsPrediction
 from rewardsds.priors.diffusers_prior import DiffusersPrior
+from rewardsds.priors.multiview import MultiViewPrior
 from rewardsds.rewards import CallableReward, MixReward
 from rewardsds.rewards.aesthetic import AestheticReward
 from rewardsds.rewards.clip_score import CLIPScoreReward, PickScoreReward
 from rewardsds.rewards.factory import load_reward
 from rewardsds.world import paths
 
-PRIORS = ("gaussian", "tiny-sd", "tiny-pixel", "world")
+PRIORS = ("gaussian", "tiny-sd", "tiny-pixel", "world", "tiny-multiview")
 # reward -> the image side it is checked at: the world prior's 32 for the world's rewards, 24 (resized and
 # cropped to the tiny CLIP's 16) for the tiny adapters, 16 for the plain callables
 REWARDS = {"callable": 16, "callable-spec": 16, "mix": 32, "world-clip": 32, "world-aesthetic": 32,
@@ -40,6 +41,9 @@ def prior(request):
     if name == "gaussian":
         means = dict(zip(PROMPTS, [(0.9, 0.1, 0.1), (0.1, 0.1, 0.9), (0.1, 0.8, 0.2)]))
         return GaussianPrior(means, std=0.1, size=4)
+    if name == "tiny-multiview":  # a sample is 4 views, each with its camera (contracts._inputs)
+        return MultiViewPrior.from_pretrained(build_tiny_multiview_prior(
+            request.getfixturevalue("tmp_path_factory").mktemp("contract_mv")))
     folder = {"tiny-sd": lambda: request.getfixturevalue("tiny_sd_dir"),
               "tiny-pixel": lambda: request.getfixturevalue("tiny_pixel_dir"), "world": paths.prior_dir}[name]()
     return DiffusersPrior.from_pretrained(folder)

@@ -54,12 +54,14 @@ def checked(fn: Callable, *args):
         raise UserError(str(e)) from e
 
 
-def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]], models=None) -> Session:
+def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]], models=None, multiview: bool = False
+            ) -> Session:
     """Check `cfg` with `check` (-> resolved cfg, GuidanceConfig, LoopConfig), then set up everything
     in the order that fails cheapest first: the prior and reward load only after every option is
     known good, and the run folder is created only once the prompts and models are. `models` (the
     app's `ModelCache`: `load_prior(spec, device)` -> (prior, path), `load_reward(spec, device)`) loads
-    them instead of `load_prior` / `load_reward_model`, so a long-lived caller loads each model once."""
+    them instead of `load_prior` / `load_reward_model`, so a long-lived caller loads each model once.
+    `multiview`: the command can feed a multi-view prior its cameras (gen3d); the others refuse one."""
     from ..config import reward_notes, run_id
     from ..threads import configure_threads
 
@@ -71,6 +73,9 @@ def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]], models
     generator = torch.Generator().manual_seed(cfg.seed)  # before anything random
     torch.manual_seed(cfg.seed)
     prior, prior_path = (models.load_prior if models is not None else load_prior)(cfg.prior, device)
+    if prior.views_per_sample > 1 and not multiview:
+        raise UserError(f"--prior {cfg.prior} is a multi-view prior ({prior.views_per_sample} views of one object "
+                        "per sample, each with its camera): it distils 3D objects; use `rewardsds gen3d`")
     for what, text in cfg.prompt_texts().items():
         check_prompt(prior, text, what, allow_unknown=cfg.allow_unknown_words)
     reward = None
@@ -145,6 +150,7 @@ def load_prior(spec: str, device: torch.device):
     ('world3d') is one error saying how to train them, not a loader's "no model_index.json"."""
     from ..config import PRIOR_ALIASES
     from ..priors.diffusers_prior import DiffusersPrior, PriorLoadError
+    from ..priors.multiview import MultiViewPrior, folder_views
     from ..worlds import WORLD_PRIORS
 
     world = WORLD_PRIORS.get(spec)
@@ -156,8 +162,9 @@ def load_prior(spec: str, device: torch.device):
         path = str(folder)
     else:
         path = PRIOR_ALIASES.get(spec, spec)
+    loader = MultiViewPrior if folder_views(path) > 1 else DiffusersPrior  # model_index.json's family decides
     try:
-        return DiffusersPrior.from_pretrained(path, device=device), path
+        return loader.from_pretrained(path, device=device), path
     except PriorLoadError as e:
         raise UserError(str(e)) from e
 

@@ -1,5 +1,5 @@
 """Diffusion priors: one interface (`DiffusionPrior`), adapters per backend. Nothing heavy imported."""
 
-from .base import DiffusionPrior, EpsPrediction, TextEmbedding, eps_from_output
+from .base import Conditioning, DiffusionPrior, EpsPrediction, TextEmbedding, eps_from_output
 
-__all__ = ["DiffusionPrior", "EpsPrediction", "TextEmbedding", "eps_from_output"]
+__all__ = ["Conditioning", "DiffusionPrior", "EpsPrediction", "TextEmbedding", "eps_from_output"]

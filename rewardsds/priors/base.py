@@ -14,18 +14,38 @@ import torch
 
 
 @dataclass(frozen=True)
-class TextEmbedding:
-    """Conditional and unconditional (negative-prompt) encoder states, one row per prompt."""
+class Conditioning:
+    """What a prior is conditioned on, one row per image (k-diffusion's ``extra_args``): conditional and
+    unconditional (negative-prompt) encoder states and, for multi-view priors, each row's camera.
+
+    ``cameras`` are camera-to-world matrices in the convention of `rewardsds.render.cameras` (y up, the
+    camera looks along -z, azimuth 0 = front on +z); single-view priors ignore them. New conditioning
+    goes here, never into new arguments of `DiffusionPrior.predict_eps` (STYLE 2.1)."""
 
     cond: torch.Tensor  # [B, L, D]
     uncond: torch.Tensor  # [B, L, D]
+    cameras: torch.Tensor | None = None  # [B, 4, 4] c2w, or None
 
-    def repeat(self, n: int) -> TextEmbedding:
+    def repeat(self, n: int) -> Conditioning:
         """Each row repeated n times consecutively (row i -> rows i*n .. i*n+n-1)."""
-        return TextEmbedding(self.cond.repeat_interleave(n, 0), self.uncond.repeat_interleave(n, 0))
+        cams = self.cameras.repeat_interleave(n, 0) if self.cameras is not None else None
+        return Conditioning(self.cond.repeat_interleave(n, 0), self.uncond.repeat_interleave(n, 0), cams)
 
-    def select(self, index: torch.Tensor) -> TextEmbedding:
-        return TextEmbedding(self.cond[index], self.uncond[index])
+    def select(self, index: torch.Tensor) -> Conditioning:
+        return Conditioning(self.cond[index], self.uncond[index],
+                            self.cameras[index] if self.cameras is not None else None)
+
+    def with_cameras(self, cameras: torch.Tensor | None) -> Conditioning:
+        """The same text with these cameras (c2w [B,4,4], one per row; None drops them)."""
+        if cameras is not None and (cameras.dim() != 3 or cameras.shape[1:] != (4, 4)
+                                    or cameras.shape[0] != self.cond.shape[0]):
+            raise ValueError(f"cameras must be c2w matrices [{self.cond.shape[0]}, 4, 4] (one per row), got "
+                             f"{tuple(cameras.shape)}")
+        return Conditioning(self.cond, self.uncond, cameras)
+
+
+TextEmbedding = Conditioning
+"""the name the text-only code uses (a `Conditioning` without cameras)"""
 
 
 @dataclass(frozen=True)
@@ -57,7 +77,7 @@ class DiffusionPrior(torch.nn.Module):
         """Encoder states [B, L, D] for the prompts (no grad)."""
         raise NotImplementedError
 
-    def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding) -> EpsPrediction:
+    def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, emb: Conditioning) -> EpsPrediction:
         """Conditional and unconditional epsilon at (x_t, t), as ONE batched network call."""
         raise NotImplementedError
 
@@ -78,6 +98,13 @@ class DiffusionPrior(torch.nn.Module):
     def image_size(self) -> int:
         """Side of the decoded image in pixels (pixel priors: the sample size)."""
         return self.sample_shape[-1]
+
+    @property
+    def views_per_sample(self) -> int:
+        """V: rows that form one sample. 1 for text-to-image priors; V > 1 for multi-view priors
+        (`priors.multiview`), which read V consecutive rows (i*V + v) as the views of one object, each with
+        its camera in the conditioning, and attend across them."""
+        return 1
 
     # --- shared -------------------------------------------------------------------------
     @property

@@ -98,10 +98,15 @@ class DiffusersPrior(DiffusionPrior):
         t = t.to(self.device).expand(b) if t.dim() == 0 else t.to(self.device)
         x_in = torch.cat([x_t, x_t]).to(self.dtype)
         ctx = torch.cat([emb.cond, emb.uncond]).to(self.dtype)
-        out = self.unet(x_in, torch.cat([t, t]), encoder_hidden_states=ctx).sample.float()
+        out = self.unet(x_in, torch.cat([t, t]), encoder_hidden_states=ctx, **self._unet_inputs(emb, b)).sample.float()
         eps = eps_from_output(out, torch.cat([x_t, x_t]).float(), self.alphas_cumprod[torch.cat([t, t])],
                               self.prediction_type)
         return EpsPrediction(eps[:b], eps[b:])
+
+    def _unet_inputs(self, emb: TextEmbedding, rows: int) -> dict:
+        """Extra U-Net inputs for the batched (cond, uncond) call of `rows` rows (none here; a multi-view
+        prior adds its cameras)."""
+        return {}
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         x = images * 2 - 1

@@ -10,6 +10,7 @@ from .cameras import (
     look_at,
     orbit_cameras,
     project,
+    sample_camera_sets,
     sample_orbit_cameras,
     turntable_cameras,
     view_label,
@@ -32,6 +33,6 @@ from .volume import (
 __all__ = [
     "CameraRanges", "Cameras", "Composite", "LambertianShader", "LearnedBackground", "RandomBackground",
     "RenderOutput", "SolidBackground", "StratifiedSampler", "VolumeRenderer", "composite",
-    "generate_rays", "look_at", "orbit_cameras", "project", "ray_box", "sample_orbit_cameras",
-    "turntable_cameras", "view_label", "view_prompt", "view_prompts",
+    "generate_rays", "look_at", "orbit_cameras", "project", "ray_box", "sample_camera_sets",
+    "sample_orbit_cameras", "turntable_cameras", "view_label", "view_prompt", "view_prompts",
 ]

@@ -130,6 +130,21 @@ def sample_orbit_cameras(n: int, ranges: CameraRanges = CameraRanges(),
     return orbit_cameras(uniform(ranges.elevation), az, uniform(ranges.distance), uniform(ranges.fov))
 
 
+def sample_camera_sets(sets: int, views: int, ranges: CameraRanges = CameraRanges(),
+                       generator: torch.Generator | None = None) -> Cameras:
+    """`sets` sets of `views` cameras each (row s*views + v is view v of set s), as a multi-view prior is
+    trained (MVDream): per set ONE elevation, distance and fov, each uniform in its range, and azimuths
+    a, a + 360/V, a + 2*360/V, ... around a start a uniform in the azimuth range (wrapped into
+    [lo, lo + 360))."""
+    u = torch.rand(sets, 4, generator=generator)
+    e, a, d, f = (lo + (hi - lo) * u[:, k] for k, (lo, hi) in
+                  enumerate((ranges.elevation, ranges.azimuth, ranges.distance, ranges.fov)))
+    lo = ranges.azimuth[0]
+    az = ((a[:, None] + torch.arange(views) * 360.0 / views - lo) % 360.0 + lo).reshape(-1)
+    e, d, f = (x.repeat_interleave(views) for x in (e, d, f))  # one value per set -> one per view
+    return orbit_cameras(e, az, d, f)
+
+
 def turntable_cameras(n: int, elevation: float = 15.0, distance: float = 2.75, fov: float = 50.0
                       ) -> Cameras:
     """n cameras evenly around the object (azimuth 0, 360/n, ...), starting at the front."""

@@ -28,6 +28,9 @@ class Views:
     shared: bool = False
     """rows are views of ONE object: candidate i is one set of per-view noises, and its reward is the
     mean over the views (so the candidate weights are shared by all rows)"""
+    cameras: torch.Tensor | None = None
+    """[B,4,4] camera-to-world matrix of each row (`render.cameras` convention), for priors that read them
+    (multi-view priors, `priors.multiview`); None for a 2D image"""
     extra_loss: torch.Tensor | None = None
     """added to the distillation surrogate (e.g. an opacity penalty)"""
     log: dict = field(default_factory=dict)

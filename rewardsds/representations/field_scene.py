@@ -8,7 +8,9 @@ image side and encodes them (a VAE for latent priors, the identity for pixel pri
 so the guidance's gradient on x0 flows through the encoder and the renderer into the field. The
 views of one step are views of ONE object (`Views.shared`): a candidate is a set of independent
 per-view noises (DreamFusion, threestudio, the official 3D code) and its reward is the mean over its
-views, so its weight is shared by them. View-dependent prompts append ", front view" etc.
+views, so its weight is shared by them. View-dependent prompts append ", front view" etc. For a
+multi-view prior of V views the cameras come in sets of V (`ViewConfig.camera_set`: one elevation,
+azimuths 360/V apart) and travel with the views (`Views.cameras`) into the prior's conditioning.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import torch
 from ..priors.base import DiffusionPrior
 from ..render import (
     CameraRanges,
+    Cameras,
     LambertianShader,
     LearnedBackground,
     RandomBackground,
     SolidBackground,
     StratifiedSampler,
     VolumeRenderer,
+    sample_camera_sets,
     sample_orbit_cameras,
     view_prompts,
 )
@@ -90,6 +94,22 @@ class ViewConfig:
     view_dependent: bool = False
     opacity_reg: float = 0.0
     decoder_lr_scale: float = 0.1
+    camera_set: int = 1
+    """views per camera set: 1 = each view its own camera (`sample_orbit_cameras`); V > 1 = sets of V
+    views with one elevation, distance and fov and azimuths 360/V apart (`sample_camera_sets`), as a
+    multi-view prior of V views was trained (gen3d sets it from the prior's `views_per_sample`)"""
+
+    def __post_init__(self) -> None:
+        if self.camera_set < 1 or self.views % self.camera_set:
+            raise ValueError(f"views ({self.views}) must be a whole number of camera sets of {self.camera_set} "
+                             "(the multi-view prior's views per sample)")
+
+
+def draw_cameras(view: ViewConfig, generator: torch.Generator) -> Cameras:
+    """This step's `view.views` cameras: independent orbit cameras, or sets of `view.camera_set` views."""
+    if view.camera_set > 1:
+        return sample_camera_sets(view.views // view.camera_set, view.camera_set, view.cameras, generator)
+    return sample_orbit_cameras(view.views, view.cameras, generator)
 
 
 class FieldScene(torch.nn.Module):
@@ -111,13 +131,14 @@ class FieldScene(torch.nn.Module):
     def views(self, step: int, generator: torch.Generator) -> Views:
         v, prior = self.view, self.prior
         res = render_resolution(step, self.total_steps, v.resolutions, v.milestones)
-        cams = sample_orbit_cameras(v.views, v.cameras, generator).to(prior.device)
+        cams = draw_cameras(v, generator).to(prior.device)
         shade = bool(v.shading_prob and torch.rand(1, generator=generator).item() < v.shading_prob)
         out = self.renderer(self.field, cams, res, res, generator=generator, shading=shade)
         x0 = prior.encode(to_prior_images(out.image, prior.image_size))
         prompts = view_prompts(self.prompt, cams) if v.view_dependent else [self.prompt] * v.views
         opacity = out.opacity.mean()
-        return Views(x0, prompts, shared=True, extra_loss=v.opacity_reg * opacity if v.opacity_reg else None,
+        return Views(x0, prompts, shared=True, cameras=cams.c2w,
+                     extra_loss=v.opacity_reg * opacity if v.opacity_reg else None,
                      log={"resolution": res, "shaded": shade, "opacity": round(float(opacity.detach()), 4),
                           "prompts": sorted(set(prompts))})
 

@@ -53,10 +53,10 @@ import torch
 from torch import nn
 
 from ..priors.base import DiffusionPrior
-from ..render import sample_orbit_cameras, view_prompts
+from ..render import view_prompts
 from ..render.splat import SplatRenderer, Splats, covariances, quat_to_rotmat
 from .base import Views
-from .field_scene import RenderConfig, ViewConfig, build_renderer, render_resolution, to_prior_images
+from .field_scene import RenderConfig, ViewConfig, build_renderer, draw_cameras, render_resolution, to_prior_images
 
 C0 = 0.28209479177387814  # the degree-0 real spherical harmonic, 1 / (2 sqrt(pi))
 PARAMS = ("means", "log_scales", "quats", "opacity_logits", "sh_dc")
@@ -302,7 +302,7 @@ class GaussianScene(nn.Module):
     def views(self, step: int, generator: torch.Generator) -> Views:
         v, prior = self.view, self.prior
         res = render_resolution(step, self.total_steps, v.resolutions, v.milestones)
-        cams = sample_orbit_cameras(v.views, v.cameras, generator).to(prior.device)
+        cams = draw_cameras(v, generator).to(prior.device)
         n = len(self.model)
         out = self.renderer(self.model, cams, res, res, generator=generator)
         self._pending = None
@@ -316,7 +316,8 @@ class GaussianScene(nn.Module):
                "prompts": sorted(set(prompts)), "gaussians": n}
         if self._densified is not None:
             log["densified"], self._densified = self._densified, None
-        return Views(x0, prompts, shared=True, extra_loss=v.opacity_reg * opacity if v.opacity_reg else None, log=log)
+        return Views(x0, prompts, shared=True, cameras=cams.c2w,
+                     extra_loss=v.opacity_reg * opacity if v.opacity_reg else None, log=log)
 
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
         self._accumulate()

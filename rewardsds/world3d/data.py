@@ -8,6 +8,9 @@ trainers read it unchanged (`rewardsds.world3d.train`). Two caption variants:
 * ``view_prompts=False`` leaves captions view-free: the 3D CLIP reward must score a scene the same
   from every side.
 
+`sample_view_sets` feeds the multi-view prior: each scene from one set of 4 cameras around one elevation,
+view-free captions, and the cameras' c2w.
+
 Speed (one thread, 32 px, supersample 2): the rays of all B cameras are made in one batched call and
 each scene shades its own view's rays (the renderer takes one scene per call), about 2.5-4 ms a view,
 so a batch of 64 costs about 0.2 s.
@@ -94,3 +97,38 @@ def swap_pairs(images: np.ndarray, captions: list[str], scenes: list, fraction: 
         scenes[dst] = twin
         captions[dst] = twin.caption(rng) + tail
         images[dst] = render_views(twin, [az], [el], image_size, supersample=2)[0].numpy()
+
+
+def sample_view_sets(seed: int, batch: int, image_size: int = 32, views: int = 4, split: str = "train",
+                     supersample: int = 2):
+    """A deterministic batch for the multi-view prior: `batch` scenes, each rendered from ONE camera set of
+    `views` views, as MVDream trains (`render.cameras.sample_camera_sets`: azimuths a + k 360/V with a uniform
+    in [0, 360), one elevation uniform in `render.ELEVATION_RANGE`, the renderer's distance and fov).
+
+    Returns (images float32 [B*V,3,H,W] in [0,1], view-free captions [B] (one per scene: the cameras tell
+    the views), scenes [B], c2w float32 tensor [B*V,4,4]); row b*V + v is view v of scene b, the row order
+    of `priors.multiview`."""
+    import torch
+
+    from rewardsds.render.cameras import CameraRanges, generate_rays, sample_camera_sets
+
+    from .render import AZIMUTH_RANGE, ELEVATION_RANGE, FOV, RADIUS, shade_rays
+    from .scenes import sample_scene
+
+    if min(batch, image_size, views, supersample) < 1:
+        raise ValueError(f"batch, image_size, views and supersample must be >= 1, got {batch}, {image_size}, "
+                         f"{views}, {supersample}")
+    rng = random.Random(seed)
+    scenes = [sample_scene(rng, split=split) for _ in range(batch)]
+    captions = [sc.caption(rng) for sc in scenes]
+    ranges = CameraRanges(elevation=ELEVATION_RANGE, azimuth=AZIMUTH_RANGE, distance=(RADIUS, RADIUS), fov=(FOV, FOV))
+    cams = sample_camera_sets(batch, views, ranges, torch.Generator().manual_seed(seed))
+    n = image_size * supersample
+    with torch.no_grad():
+        origins, dirs = generate_rays(cams, n, n)
+        rgb = torch.stack([shade_rays(scenes[r // views], origins[r].reshape(-1, 3), dirs[r].reshape(-1, 3))
+                           for r in range(batch * views)])
+        images = rgb.view(batch * views, n, n, 3).permute(0, 3, 1, 2)
+        if supersample > 1:
+            images = torch.nn.functional.avg_pool2d(images, supersample)
+    return images.clamp(0.0, 1.0).contiguous().numpy(), captions, scenes, cams.c2w

@@ -15,8 +15,13 @@ WORLD3D_FAMILY = "RewardSDSWorld3DPrior"
 """The 3D world prior's family: `model_index.json`'s `_class_name` (written by `world3d.train.prior`).
 Distinct from the 2D `RewardSDSWorldPrior`, so that loaders can tell a view-aware prior apart."""
 
+WORLD3D_MV_FAMILY = "RewardSDSWorld3DMultiViewPrior"
+"""The 3D world's multi-view prior (the MVDream analogue, `world3d.train.mvprior`): 4 views of one scene per
+sample, each with its camera, self-attention across the views (`priors.multiview`)."""
+
 TRAIN_COMMANDS = {"clip": "python -m rewardsds.world3d.train.clip",
-                  "prior": "python -m rewardsds.world3d.train.prior"}
+                  "prior": "python -m rewardsds.world3d.train.prior",
+                  "mvprior": "python -m rewardsds.world3d.train.mvprior"}
 """how each folder under `weights_dir()` is made (quoted by `require`)"""
 
 
@@ -33,6 +38,11 @@ def clip_dir() -> Path:
 def prior_dir() -> Path:
     """The 3D world prior, view-aware, laid out as the 2D one (`rewardsds.world.paths.prior_dir`)."""
     return _flat.prior_dir(weights_dir())
+
+
+def mvprior_dir() -> Path:
+    """The 3D world multi-view prior (`WORLD3D_MV_FAMILY`), in the same folder layout as the prior."""
+    return weights_dir() / "mvprior"
 
 
 def require(folder: Path, marker: str) -> Path:
