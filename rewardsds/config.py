@@ -39,8 +39,9 @@ class DistillOptions:
     """The distillation options shared by single runs and sweeps."""
 
     prior: str = "world"
-    """'world' (embedded, offline), 'world3d' (the embedded 3D world, once trained), 'sd21', 'sd15', a local
-    diffusers folder or a hub id"""
+    """'world' (embedded, offline), 'world3d' (the embedded 3D world, once trained), 'world3d-mv' (its
+    multi-view prior, MVDream's analogue, gen3d only, once trained), 'sd21', 'sd15', a local diffusers folder or
+    a hub id"""
     reward: str | None = None
     """world-clip, world-aesthetic, world3d-clip, clip, aesthetic@HEAD, imagereward, pickscore, hpsv2, a mix
     such as '0.5*world-clip+0.5*world-aesthetic', or module.path:function (default: the prior's: world-clip

@@ -1,7 +1,8 @@
 """Plain text-to-image sampling from a prior (DDIM, eta = 0, classifier-free guidance).
 
-Used to measure the prior itself (world-eval) and as a baseline next to distillation. It is the
-candidates' S-step preview started from pure noise, so both share one DDIM implementation.
+Used to measure the prior itself (world-eval, and the multi-view gate `world3d.evaluate_mv`) and as a baseline
+next to distillation. It is the candidates' S-step preview started from pure noise, so both share one DDIM
+implementation.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ from .priors.base import DiffusionPrior
 @torch.no_grad()
 def sample(prior: DiffusionPrior, prompts: list[str], steps: int = 50, cfg: float = 4.0,
            generator: torch.Generator | None = None, negative_prompt: str = "",
-           t_start: int | None = None, clip_x0: bool | None = None) -> torch.Tensor:
-    """Images [B,3,H,W] in [0,1] for the prompts.
+           t_start: int | None = None, clip_x0: bool | None = None, cameras: torch.Tensor | None = None
+           ) -> torch.Tensor:
+    """Images [B,3,H,W] in [0,1] for the prompts (one image, one row, per prompt).
+
+    A multi-view prior (`priors.multiview`, `views_per_sample` V > 1) draws the V views of a sample together:
+    the rows come in sets of V (row i*V + v is view v of sample i, its prompt repeated V times), each told its
+    camera by `cameras`, c2w [B,4,4], one per row (`priors.base.Conditioning.with_cameras`; single-view
+    priors ignore them).
 
     t_start defaults to the last timestep whose alpha_bar >= 1e-4: at alpha_bar ~ 1e-9 (the cosine
     schedule's t = T-1) converting a v-prediction to x0 in float32 cancels catastrophically, while
@@ -28,9 +35,11 @@ def sample(prior: DiffusionPrior, prompts: list[str], steps: int = 50, cfg: floa
     if clip_x0 is None:
         clip_x0 = getattr(prior, "vae", None) is None
     emb = prior.embed(prompts, negative_prompt)
+    if cameras is not None:
+        emb = emb.with_cameras(cameras.to(prior.device))
     x_t = torch.randn((len(prompts), *prior.sample_shape), generator=generator).to(prior.device)
     tt = torch.full((len(prompts),), t_start, dtype=torch.long, device=prior.device)
-    cands = Candidates(t_start, x_t, x_t, prior.predict_eps(x_t, tt, emb))
+    cands = Candidates(t_start, x_t, x_t, prior.predict_eps(x_t, tt, emb), views=prior.views_per_sample)
     x0, _ = preview(prior, cands, emb, steps, cfg, clip_x0=clip_x0)
     return prior.decode(x0)
 

@@ -40,3 +40,11 @@ def tiny_pixel_dir(tmp_path_factory):
 def tiny3d(tmp_path_factory):
     """(3D CLIP folder, 3D prior folder), each trained for 2 steps at 16 px (`build_tiny_world3d`); read-only."""
     return build_tiny_world3d(tmp_path_factory.mktemp("tiny3d"))
+
+
+@pytest.fixture()
+def no_3d_weights(tmp_path, monkeypatch):
+    """The 3D weights folder as it is before training, wherever the real one stands."""
+    from rewardsds.world3d import paths as paths3d
+
+    monkeypatch.setattr(paths3d, "weights_dir", lambda: tmp_path / "no-weights")

@@ -24,11 +24,6 @@ def mv_dir(tmp_path_factory):
     return build_tiny_multiview_prior(tmp_path_factory.mktemp("tiny_mv"))
 
 
-@pytest.fixture()
-def no_3d_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr(paths3d, "weights_dir", lambda: tmp_path / "no-weights")
-
-
 def test_world3d_mv_without_weights_is_one_line_naming_its_trainer(tmp_path, no_3d_weights, capsys):
     out = tmp_path / "run"
     code = main(["gen3d", PROMPT, "--prior", "world3d-mv", "--out", str(out), "--no-progress", "--device", "cpu"])

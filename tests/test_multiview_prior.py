@@ -24,6 +24,8 @@ from rewardsds.priors.multiview import (
 )
 from rewardsds.render import orbit_cameras, sample_camera_sets
 from rewardsds.rewards import CallableReward
+from rewardsds.sampling import sample
+from rewardsds.world3d.evaluate_mv import sample_views
 
 PROMPT = "a red cube"
 
@@ -137,6 +139,24 @@ def test_rows_must_be_whole_sets_of_views_with_their_cameras(mv):
         mv.predict_eps(torch.randn(4, 3, 8, 8), t, mv.embed([PROMPT] * 4))
     with pytest.raises(ValueError, match="one per row"):
         mv.embed([PROMPT] * 4).with_cameras(_ring(2))
+
+
+def test_the_one_sampler_draws_the_four_views_of_a_sample_together(mv):
+    """`sampling.sample` with one camera per row: 4 rows are one sample of 4 views, denoised jointly (view 0
+    changes when only view 3's camera does); `evaluate_mv.sample_views` is that call, one caption a sample."""
+    cams = _ring()
+    images = sample(mv, [PROMPT] * 4, 3, 4.0, torch.Generator().manual_seed(0), cameras=cams)
+    assert images.shape == (4, 3, 8, 8) and images.min() >= 0 and images.max() <= 1
+    torch.testing.assert_close(sample_views(mv, [PROMPT], cams, 3, 4.0, torch.Generator().manual_seed(0)), images,
+                               rtol=0, atol=0)
+    moved = cams.clone()
+    moved[3] = _ring(seed=5)[3]
+    other = sample(mv, [PROMPT] * 4, 3, 4.0, torch.Generator().manual_seed(0), cameras=moved)
+    assert (other[0] - images[0]).abs().max() > 1e-4, "view 0 ignores view 3"
+    with pytest.raises(ValueError, match="one camera per row"):
+        sample(mv, [PROMPT] * 4, 3, 4.0)
+    with pytest.raises(ValueError, match="need 8 cameras"):
+        sample_views(mv, [PROMPT] * 2, cams)
 
 
 # --- the loader ----------------------------------------------------------------------------------------------

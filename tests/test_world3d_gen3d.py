@@ -10,15 +10,8 @@ import pytest
 import torch
 
 from rewardsds.cli import main
-from rewardsds.world3d import paths as paths3d
 
 PROMPT = "a big red cube"
-
-
-@pytest.fixture()
-def no_3d_weights(tmp_path, monkeypatch):
-    """The 3D weights folder as it is before training, wherever the real one stands."""
-    monkeypatch.setattr(paths3d, "weights_dir", lambda: tmp_path / "no-weights")
 
 
 def test_world3d_prior_without_weights_is_one_line_naming_the_trainers(tmp_path, no_3d_weights, capsys):

@@ -27,6 +27,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PRIOR_GATE = 0.80
@@ -63,12 +64,9 @@ def check(args: argparse.Namespace) -> str | None:
         return f"--samples must be at least 2 (held-out captions are samples // 2), got {args.samples}"
     if args.clip_scenes < 1 or args.batch < 1:
         return f"--clip-scenes and --batch must be at least 1, got {args.clip_scenes} and {args.batch}"
-    if not 1 <= args.steps <= 1000:
-        return f"--steps must be between 1 and 1000, got {args.steps}"
-    if not (math.isfinite(args.cfg) and args.cfg >= 0):
-        return f"--cfg must be a finite number >= 0, got {args.cfg}"
-    if args.json is not None and args.json.is_dir():
-        return f"--json {str(args.json)!r} is a folder; give the name of a file to write"
+    problem = check_sampling(args)
+    if problem:
+        return problem
     from .paths import TRAIN_COMMANDS
 
     needed = {"prior": (args.prior, "model_index.json"), "clip": (args.clip, "config.json")}
@@ -79,6 +77,45 @@ def check(args: argparse.Namespace) -> str | None:
                     f"train them with `{TRAIN_COMMANDS['clip']}` then `{TRAIN_COMMANDS['prior']}`"
                     + ("" if Path(folder).name == part else f" (--out {folder})"))
     return None
+
+
+def check_sampling(args: argparse.Namespace) -> str | None:
+    """The options every gate command takes (--steps, --cfg, --json): the first unusable one, or None."""
+    if not 1 <= args.steps <= 1000:
+        return f"--steps must be between 1 and 1000, got {args.steps}"
+    if not (math.isfinite(args.cfg) and args.cfg >= 0):
+        return f"--cfg must be a finite number >= 0, got {args.cfg}"
+    if args.json is not None and args.json.is_dir():
+        return f"--json {str(args.json)!r} is a folder; give the name of a file to write"
+    return None
+
+
+def save_figures(path: Path | None, results: dict) -> None:
+    """--json: write a gate command's figures there (nothing when it is None)."""
+    if path is not None:
+        from .. import media
+
+        media.save_json(path, results)
+        print(f"wrote {path}")
+
+
+def gate_command(prog: str, args: argparse.Namespace, check: Callable, run: Callable, met: Callable) -> int:
+    """A gate command's main once its options are parsed: threads (before the parts import torch, so OpenMP
+    sees the count), then `check` (a problem is one line on stderr, exit 2), then `run`. Exit 1 when --strict
+    and `met(results)` is false, else 0, so that a report never passes for a crash."""
+    from ..threads import configure_threads
+
+    try:
+        configure_threads(args.threads)
+    except ValueError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    problem = check(args)
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        return 2
+    results = run(args)
+    return 1 if args.strict and not met(results) else 0
 
 
 def captions(n: int, kind: str, seed: int) -> list[tuple[object, str, float, float]]:
@@ -185,31 +222,12 @@ def run(args: argparse.Namespace) -> dict:
     met = sum(g["met"] for g in results["gates"].values())
     print(f"gates met: {met} of {len(results['gates'])}  ({time.time() - t0:.1f} s)")
     results["seconds"] = round(time.time() - t0, 1)
-    if args.json is not None:
-        from .. import media
-
-        media.save_json(args.json, results)
-        print(f"wrote {args.json}")
+    save_figures(args.json, results)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from ..threads import configure_threads
-
-    try:  # before torch is imported (by the parts), so OpenMP sees the count
-        configure_threads(args.threads)
-    except ValueError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    problem = check(args)
-    if problem:
-        print(f"{PROG}: error: {problem}", file=sys.stderr)
-        return 2
-    results = run(args)
-    if args.strict and not all(g["met"] for g in results["gates"].values()):
-        return 1
-    return 0
+    return gate_command(PROG, parse_args(argv), check, run, lambda r: all(g["met"] for g in r["gates"].values()))
 
 
 if __name__ == "__main__":

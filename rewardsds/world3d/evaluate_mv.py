@@ -17,10 +17,11 @@ the gate says, unless --strict (then 1 when it is not met).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
+
+from .evaluate import check_sampling, gate_command, save_figures
 
 MV_GATE = 0.70
 """share of 4-view samples whose views' readings agree"""
@@ -31,25 +32,15 @@ SEED_OFFSET = 10**12
 
 def sample_views(prior, captions: list[str], c2w, steps: int = 50, cfg: float = 4.0, generator=None):
     """Images [B*V,3,H,W] in [0,1]: for each caption one sample of V views (rows i*V + v), their cameras c2w
-    [B*V,4,4]. The candidates' DDIM preview from pure noise, as `sampling.sample` draws a single view (from
-    the last t with alpha_bar >= 1e-4; x0 clipped for pixel priors)."""
-    import torch
-
-    from ..candidates import Candidates, preview
+    [B*V,4,4], drawn together by the project's one sampler (`sampling.sample`: DDIM from pure noise, the last
+    t with alpha_bar >= 1e-4; x0 clipped for pixel priors)."""
+    from ..sampling import sample
 
     v = prior.views_per_sample
     rows = len(captions) * v
     if c2w.shape[0] != rows:
         raise ValueError(f"{len(captions)} captions of {v} views need {rows} cameras, got {c2w.shape[0]}")
-    ac = prior.alphas_cumprod
-    t_start = int(torch.nonzero(ac >= 1e-4).max())
-    emb = prior.embed([c for c in captions for _ in range(v)]).with_cameras(c2w.to(prior.device))
-    x_t = torch.randn((rows, *prior.sample_shape), generator=generator).to(prior.device)
-    tt = torch.full((rows,), t_start, dtype=torch.long, device=prior.device)
-    with torch.no_grad():
-        cands = Candidates(t_start, x_t, x_t, prior.predict_eps(x_t, tt, emb), views=v)
-        x0, _ = preview(prior, cands, emb, steps, cfg, clip_x0=getattr(prior, "vae", None) is None)
-        return prior.decode(x0)
+    return sample(prior, [c for c in captions for _ in range(v)], steps, cfg, generator, cameras=c2w)
 
 
 def agreement_rate(images, captions: list[str], c2w, views: int) -> float:
@@ -84,12 +75,9 @@ def check(args: argparse.Namespace) -> str | None:
     """The first unusable option or missing weights, as one sentence; None when all is well."""
     if args.samples < 1 or args.batch < 1:
         return f"--samples and --batch must be at least 1, got {args.samples} and {args.batch}"
-    if not 1 <= args.steps <= 1000:
-        return f"--steps must be between 1 and 1000, got {args.steps}"
-    if not (math.isfinite(args.cfg) and args.cfg >= 0):
-        return f"--cfg must be a finite number >= 0, got {args.cfg}"
-    if args.json is not None and args.json.is_dir():
-        return f"--json {str(args.json)!r} is a folder; give the name of a file to write"
+    problem = check_sampling(args)
+    if problem:
+        return problem
     if not (Path(args.prior) / "model_index.json").is_file():
         from .paths import TRAIN_COMMANDS
 
@@ -123,29 +111,12 @@ def run(args: argparse.Namespace) -> dict:
           f"{MV_GATE:.2f} {'met' if met else 'NOT met'}  ({time.time() - t0:.1f} s)")
     results = {"config": {k: str(val) for k, val in vars(args).items()}, "agreement": got, "renderer": ref,
                "gate": {"value": got, "threshold": MV_GATE, "met": met}, "seconds": round(time.time() - t0, 1)}
-    if args.json is not None:
-        from .. import media
-
-        media.save_json(args.json, results)
-        print(f"wrote {args.json}")
+    save_figures(args.json, results)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from ..threads import configure_threads
-
-    try:
-        configure_threads(args.threads)
-    except ValueError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    problem = check(args)
-    if problem:
-        print(f"{PROG}: error: {problem}", file=sys.stderr)
-        return 2
-    results = run(args)
-    return 1 if args.strict and not results["gate"]["met"] else 0
+    return gate_command(PROG, parse_args(argv), check, run, lambda r: r["gate"]["met"])
 
 
 if __name__ == "__main__":

@@ -42,10 +42,11 @@ from tqdm import tqdm
 from rewardsds.priors.multiview import CAMERA_UNET_KWARGS, camera_input, set_multiview_attention
 from rewardsds.world.train import common
 from rewardsds.world.train.common import WorldSpec
-from rewardsds.world.train.prior import PriorTrainConfig, _Encoder, ema_decay, load_text_tower, scheduler_config
+from rewardsds.world.train.prior import _Encoder, ema_decay, load_text_tower, scheduler_config
 from rewardsds.world.train.prior import unet_config as world_unet_config
 
 from .. import data, paths
+from .prior import Prior3DTrainConfig
 from .spec import WORLD3D
 
 WORLD3D_MV = dataclasses.replace(WORLD3D, family=paths.WORLD3D_MV_FAMILY, prior_data=partial(data.sample_batch,
@@ -56,10 +57,8 @@ COMMAND = "python -m rewardsds.world3d.train.mvprior"
 
 
 @dataclass
-class MVPriorTrainConfig(PriorTrainConfig):
+class MVPriorTrainConfig(Prior3DTrainConfig):  # the 3D prior's options (its --clip), the multi-view folder
     world: ClassVar[WorldSpec] = WORLD3D_MV
-    clip: Path = field(default_factory=paths.clip_dir)
-    """the 3D world CLIP whose text tower conditions the prior"""
     out: Path = field(default_factory=paths.mvprior_dir)
     """the trained multi-view prior is written here (Stable Diffusion's folder layout)"""
     work: Path = Path("runs/world3d/mvprior")
@@ -70,11 +69,9 @@ class MVPriorTrainConfig(PriorTrainConfig):
     """V: views per scene, azimuths 360/V apart (MVDream: 4)"""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if not 1 <= self.views <= 16:
             raise ValueError(f"views must be in [1, 16], got {self.views}")
-        if self.init is None:
-            paths.require(self.clip, "config.json")  # say which command makes the CLIP, not a bare OSError
+        super().__post_init__()
 
 
 def unet_config(image_size: int = 32, cross_attention_dim: int = 64) -> dict:
