@@ -7,13 +7,13 @@
 #   RESULTS=benchmarks/results/relations_table bash ...       # also copy eval.md/.json/.log + report.html there
 #
 # Variants (150 steps, world defaults otherwise; N = 4, S = 1, top-bottom, world-clip):
-#   sds                                  colour init (the paper's and Table 1's baseline)
-#   reward-sds                           colour init
-#   sds [init_samples=N]                 starts from a plain prior sample (the first of N: no reward)
-#   reward-sds [init_samples=N]          starts from the best of N prior samples by world-clip
-# The third row is the control of the fourth: a prior sample's layout without the reward's pick.
-# Cost per image on one core (1 torch thread): sds ~25 s, reward-sds ~95 s on the machine that made the
-# README's figures (about 2.6x the world_tables.sh header's); the N samples add ~3 s.
+#   BASE_METHODS with the defaults: sds and reward-sds from the backdrop colour (Table 1's rows)
+#   LEVER_METHODS with LEVER (default "--init-samples 4"): reward-sds starts from the best of 4 prior
+#   samples by world-clip; sds from the first of them (no reward): the control that separates the
+#   reward's pick from merely starting at a prior sample.
+#   e.g. LEVER="--init-samples 4 --cfg 7.5" BASE_METHODS=sds bash benchmarks/relations_table.sh
+# Cost per image on one core (1 torch thread): sds ~25 s, reward-sds ~100 s on the machine that made the
+# README's figures (about 3x the world_tables.sh header's); the 4 samples add ~3 s.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,8 +22,10 @@ PY=${PY:-$( [[ -x $(dirname "$RS")/python ]] && echo "$(dirname "$RS")/python" |
 OUT=${OUT:-out/relations_table}
 STEPS=${STEPS:-150}
 EVERY=${EVERY:-1}
-INIT_SAMPLES=${INIT_SAMPLES:-4}
 read -r -a SEEDS <<< "${SEEDS:-0 1}"
+read -r -a LEVER <<< "${LEVER:---init-samples 4}"
+read -r -a BASE_METHODS <<< "${BASE_METHODS-sds reward-sds}"
+read -r -a LEVER_METHODS <<< "${LEVER_METHODS-sds reward-sds}"
 WORKERS=${WORKERS:-0}
 
 mkdir -p "$OUT"
@@ -31,12 +33,16 @@ awk '/^#/ {rel = (tolower($0) ~ /relation/ && tolower($0) !~ /held-out/); next} 
   benchmarks/world_prompts.txt | awk -v k="$EVERY" '(NR - 1) % k == 0' > "$OUT/prompts.txt"
 echo "$(wc -l < "$OUT/prompts.txt") relational prompts x seeds ${SEEDS[*]} -> $OUT"
 
-sweep() {  # exit 1 = some runs failed (listed; a rerun retries them): keep going with the rest
+sweep() {  # sweep METHODS... -- [options]; exit 1 = some runs failed (a rerun retries them): keep going
+  local methods=()
+  while [[ $1 != -- ]]; do methods+=("$1"); shift; done
+  shift
+  (( ${#methods[@]} )) || return 0
   "$RS" sweep "$OUT/prompts.txt" --seeds "${SEEDS[@]}" --steps "$STEPS" --out "$OUT" --workers "$WORKERS" \
-    --methods sds reward-sds "$@" || [[ $? == 1 ]]
+    --methods "${methods[@]}" "$@" || [[ $? == 1 ]]
 }
-sweep
-sweep --init-samples "$INIT_SAMPLES"
+sweep ${BASE_METHODS[@]+"${BASE_METHODS[@]}"} --
+sweep ${LEVER_METHODS[@]+"${LEVER_METHODS[@]}"} -- "${LEVER[@]}"
 
 "$RS" eval "$OUT" --metrics judge,world-clip --baseline sds | tee "$OUT/eval.log"
 "$RS" report "$OUT" --baseline sds --title "world relations ($STEPS steps)"
