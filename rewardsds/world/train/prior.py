@@ -17,6 +17,8 @@ guidance. The text encoder is the world CLIP's text tower, frozen, as CLIP is fo
 The output folder has Stable Diffusion's layout (unet/, text_encoder/, tokenizer/, scheduler/), so
 the same loader reads it. The world (data, family name) is the config's ``world`` (`common.WorldSpec`):
 the 2D world here, the 3D one (view-suffixed captions) through ``python -m rewardsds.world3d.train.prior``.
+The loop (`train`) and `export` also serve the 3D world's multi-view prior (``rewardsds.world3d.train.mvprior``),
+which sets their `Hooks`: its batches, the cameras as extra U-Net inputs, its command and record fields.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,23 +123,23 @@ def load_text_tower(clip_dir: Path):
     return CLIPTextModel.from_pretrained(clip_dir).eval().requires_grad_(False)
 
 
-def _command(world: common.WorldSpec = common.WORLD) -> str:
-    """The exact command line of this run."""
-    return shlex.join(["python", "-m", f"{world.module}.prior", *sys.argv[1:]])
+def _command(world: common.WorldSpec = common.WORLD, script: str = "prior") -> str:
+    """The exact command line of this run (``python -m <world.module>.<script> ...``)."""
+    return shlex.join(["python", "-m", f"{world.module}.{script}", *sys.argv[1:]])
 
 
-def _history(cfg: PriorTrainConfig, start: int) -> list[str]:
+def _history(cfg: PriorTrainConfig, start: int, command: str) -> list[str]:
     """One line per launch in --work (work/history.json), this one appended."""
     path = Path(cfg.work) / "history.json"
     history = json.loads(path.read_text()) if path.exists() else []
-    history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {_command(cfg.world)} (threads {torch.get_num_threads()}, "
+    history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {command} (threads {torch.get_num_threads()}, "
                    f"{'resumed at step ' + str(start) if start else 'from step 0'})")
     Path(cfg.work).mkdir(parents=True, exist_ok=True)
     common.atomic_write_text(path, json.dumps(history, indent=2) + "\n")
     return history
 
 
-def _init_steps(init: Path | None) -> int:
+def init_steps(init: Path | None) -> int:
     """Steps the --init prior was trained for (0 without --init or without a record)."""
     rec_path = Path(init) / "training_record.json" if init is not None else None
     if rec_path is None or not rec_path.exists():
@@ -152,12 +156,17 @@ def ema_decay(cfg: PriorTrainConfig, step: int, offset: int = 0) -> float:
     return min(cfg.ema, (1 + k) / (10 + k))
 
 
-def _init_record(init: Path) -> dict:
-    """What the --init folder's own training record says (steps, loss, command, history)."""
+def _init_fields(init: Path) -> dict:
+    """The record's fields on --init: what its folder's own training record says (steps, loss, command,
+    history), the EMA's step offset and a note."""
     rec_path = Path(init) / "training_record.json"
     rec = json.loads(rec_path.read_text()) if rec_path.exists() else {}
-    return {"folder": str(init), **{k: rec[k] for k in ("command", "steps_done", "final_loss", "seconds_total",
-                                                         "history", "text_encoder") if k in rec}}
+    return {"init": {"folder": str(init), **{k: rec[k] for k in ("command", "steps_done", "final_loss",
+                                                                  "seconds_total", "history", "text_encoder")
+                                             if k in rec}},
+            "ema_step_offset": init_steps(init),
+            "note": "continued training: steps_done counts the steps of this run only, on top of the init "
+                    "folder's own steps"}
 
 
 class _Encoder:
@@ -191,11 +200,45 @@ def _batch(cfg: PriorTrainConfig, step: int):
     return x0, noise, t, captions
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What a prior trainer sets in the shared loop (`train`) and `export`; the defaults are the world prior's
+    (`PRIOR_HOOKS`). The multi-view prior (``rewardsds.world3d.train.mvprior``) sets each of them."""
+
+    batch: Callable[[Any, int], tuple] = _batch
+    """(cfg, step) -> (x0, noise, t, captions, *extra), a function of (seed, step) alone; module-level (or a
+    partial of one), so that --workers can pickle it"""
+    unet_inputs: Callable[..., dict] | None = None
+    """(*extra) -> the U-Net's further keyword arguments for the batch (CPU tensors; the loop moves them to
+    --device), e.g. the cameras as ``class_labels``; None: none"""
+    script: str = "prior"
+    """the module under the world's ``module`` that the history and the training record name"""
+    desc: str = "prior"
+    """the progress bar's label"""
+    record: Callable[[Any], dict] | None = None
+    """cfg -> the record's own fields (after the final loss, before the parameter count); None: none"""
+    init_record: Callable[[Path], dict] = _init_fields
+    """the --init folder -> the record's fields about it (after the history)"""
+
+
+PRIOR_HOOKS = Hooks()
+
+
+def load_text(cfg: PriorTrainConfig):
+    """(tokenizer, frozen text tower): the --init folder's when continuing, else the --clip's."""
+    from transformers import AutoTokenizer
+
+    if cfg.init is not None:
+        return AutoTokenizer.from_pretrained(cfg.init / "tokenizer"), load_text_tower(cfg.init / "text_encoder")
+    return AutoTokenizer.from_pretrained(cfg.clip), load_text_tower(cfg.clip)
+
+
 def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[float], seconds: float,
-           history: list[str] | None = None):
+           history: list[str] | None = None, hooks: Hooks = PRIOR_HOOKS) -> None:
+    """The EMA U-Net, text tower, tokenizer, scheduler, model_index.json (the world's family) and the record."""
     from diffusers import DDIMScheduler
 
-    out = cfg.out
+    out = Path(cfg.out)
     ema_unet.save_pretrained(out / "unet")
     text.save_pretrained(out / "text_encoder")
     tok.save_pretrained(out / "tokenizer")
@@ -206,34 +249,21 @@ def export(cfg: PriorTrainConfig, ema_unet, text, tok, step: int, losses: list[f
         "scheduler": ["diffusers", "DDIMScheduler"], "vae": None}, indent=2) + "\n")
     extra = {"history": history} if history else {}
     if cfg.init is not None:
-        extra["init"] = _init_record(cfg.init)
-        extra["ema_step_offset"] = _init_steps(cfg.init)
-        extra["note"] = ("continued training: steps_done counts the steps of this run only, on top of the "
-                         "init folder's own steps")
-    common.write_record(out / "training_record.json", cfg, _command(cfg.world),
+        extra.update(hooks.init_record(cfg.init))
+    common.write_record(out / "training_record.json", cfg, _command(cfg.world, hooks.script),
                         steps_done=step, seconds_last_run=round(seconds),
                         final_loss=float(np.mean(losses[-100:])) if losses else None,
-                        final_loss_steps=min(100, len(losses)),
+                        final_loss_steps=min(100, len(losses)), **(hooks.record(cfg) if hooks.record else {}),
                         parameters=sum(p.numel() for p in ema_unet.parameters()), **extra)
 
 
-def main(cfg: PriorTrainConfig) -> None:
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import AutoTokenizer
+def train(cfg: PriorTrainConfig, unet, text, tok, ema_offset: int = 0, hooks: Hooks = PRIOR_HOOKS) -> None:
+    """The prior's training loop, from the last checkpoint in --work (if any) to --steps (or --stop-at,
+    --max-minutes), then `export`: v-prediction, min-SNR-5, AdamW with warm-up + cosine, EMA (its warm-up
+    offset by `ema_offset` steps, `ema_decay`), a checkpoint every --checkpoint-every steps. `unet` is built
+    (and `common.setup` called) by the caller; `hooks` say what differs between the prior trainers."""
+    from diffusers import DDPMScheduler
 
-    common.setup(cfg)
-    if cfg.init is not None:  # continued training: the init folder's frozen text encoder, its unet
-        tok = AutoTokenizer.from_pretrained(cfg.init / "tokenizer")
-        text = load_text_tower(cfg.init / "text_encoder")
-        unet = UNet2DConditionModel.from_pretrained(cfg.init / "unet")
-        if unet.config.sample_size != cfg.image_size:
-            raise ValueError(f"--init unet was trained at {unet.config.sample_size}px, --image-size is "
-                             f"{cfg.image_size}")
-        unet.train()
-    else:
-        tok = AutoTokenizer.from_pretrained(cfg.clip)
-        text = load_text_tower(cfg.clip)
-        unet = UNet2DConditionModel(**unet_config(cfg.image_size, text.config.hidden_size))
     dev = torch.device(cfg.device)
     unet.to(dev)
     text.to(dev)
@@ -250,17 +280,17 @@ def main(cfg: PriorTrainConfig) -> None:
         ema.load_state_dict(extra["ema"])
     t0, losses, done = time.time(), [], start
     if cfg.export_only:
-        export(cfg, ema.cpu(), text.cpu(), tok, start, losses, 0.0)
+        export(cfg, ema.cpu(), text.cpu(), tok, start, losses, 0.0, hooks=hooks)
         return
-    history = _history(cfg, start)
-    ema_offset = _init_steps(cfg.init)
-    data = common.batches(partial(_batch, cfg), start, cfg.steps, cfg.workers)
-    for step, (x0, noise, t, captions) in tqdm(zip(range(start, cfg.steps), data), initial=start, total=cfg.steps,
-                                               desc="prior"):
+    history = _history(cfg, start, _command(cfg.world, hooks.script))
+    data = common.batches(partial(hooks.batch, cfg), start, cfg.steps, cfg.workers)
+    for step, (x0, noise, t, captions, *more) in tqdm(zip(range(start, cfg.steps), data), initial=start,
+                                                      total=cfg.steps, desc=hooks.desc):
         x0, noise, t = x0.to(dev), noise.to(dev), t.to(dev)
         x_t = noise_sched.add_noise(x0, noise, t)
         target = noise_sched.get_velocity(x0, noise, t)
-        pred = unet(x_t, t, encoder_hidden_states=encode(captions)).sample
+        inputs = {k: v.to(dev) for k, v in hooks.unet_inputs(*more).items()} if hooks.unet_inputs else {}
+        pred = unet(x_t, t, encoder_hidden_states=encode(captions), **inputs).sample
         loss = (loss_weight[t] * (pred - target).pow(2).mean((1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -279,7 +309,23 @@ def main(cfg: PriorTrainConfig) -> None:
             tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f} ({time.time() - t0:.0f}s)")
         if stop:
             break
-    export(cfg, ema.cpu(), text.cpu(), tok, done, losses, time.time() - t0, history)
+    export(cfg, ema.cpu(), text.cpu(), tok, done, losses, time.time() - t0, history, hooks)
+
+
+def main(cfg: PriorTrainConfig) -> None:
+    from diffusers import UNet2DConditionModel
+
+    common.setup(cfg)
+    tok, text = load_text(cfg)
+    if cfg.init is not None:  # continued training: the init folder's unet (and, above, its text encoder)
+        unet = UNet2DConditionModel.from_pretrained(cfg.init / "unet")
+        if unet.config.sample_size != cfg.image_size:
+            raise ValueError(f"--init unet was trained at {unet.config.sample_size}px, --image-size is "
+                             f"{cfg.image_size}")
+        unet.train()
+    else:
+        unet = UNet2DConditionModel(**unet_config(cfg.image_size, text.config.hidden_size))
+    train(cfg, unet, text, tok, init_steps(cfg.init))
 
 
 if __name__ == "__main__":

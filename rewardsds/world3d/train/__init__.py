@@ -5,6 +5,6 @@
     python -m rewardsds.world3d.train.mvprior # the multi-view prior (4 views of a scene, their cameras)
 
 Same options, checkpoints and records as `rewardsds.world.train` (whose code they run); only the data,
-tokenizer, hard negatives, family name and default folders differ (`spec.WORLD3D`). The multi-view prior's
-loop is its own (4-view batches with cameras) around the prior trainer's pieces.
+tokenizer, hard negatives, family name and default folders differ (`spec.WORLD3D`). The multi-view prior runs
+the prior trainer's loop (`world.train.prior.train`) with its own hooks: 4-view batches, their cameras.
 """

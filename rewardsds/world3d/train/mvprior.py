@@ -8,11 +8,12 @@ a, a+90, a+180, a+270 around one elevation in 0-60), with a view-free caption: t
 where each view stands. The model is the world prior's `UNet2DConditionModel` (`world.train.prior.unet_config`)
 plus the camera as its class embedding (`priors.multiview.CAMERA_UNET_KWARGS`, the unit-distance c2w
 flattened) and self-attention across the 4 views (`set_multiview_attention`). Everything else is the world
-prior trainer's (`world.train.prior`, reused): v-prediction with the cosine schedule, min-SNR-5, the
-frozen 3D CLIP text tower, EMA weights exported, warm-up + cosine learning rate, 10% caption dropout (per
-scene, so the 4 views of a sample lose their caption together), one timestep per scene (MVDream's sets
-share it, as gen3d's candidates do), checkpoints and resume in ``--work``, ``--device``, ``--workers`` and
-``--max-minutes``.
+prior trainer's: its loop and export (`world.train.prior.train`, run with this trainer's `Hooks`: the batches
+below, the cameras as the U-Net's ``class_labels``, its command and record fields), so v-prediction with the
+cosine schedule, min-SNR-5, the frozen 3D CLIP text tower, EMA weights exported, warm-up + cosine learning
+rate, checkpoints and resume in ``--work``, ``--device``, ``--workers`` and ``--max-minutes``. The batches
+drop 10% of the captions per scene (so the 4 views of a sample lose their caption together) and draw one
+timestep per scene (MVDream's sets share it, as gen3d's candidates do).
 
 ``--init`` takes a multi-view prior folder (continued training) or the single-view 3D prior
 (``world3d/weights/prior``): its U-Net weights start this one, the camera embedding's last layer starts at
@@ -23,26 +24,19 @@ the views learn to attend to each other from there. The output folder has Stable
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
-import shlex
-import sys
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import torch
 import tyro
-from tqdm import tqdm
 
 from rewardsds.priors.multiview import CAMERA_UNET_KWARGS, camera_input, set_multiview_attention
 from rewardsds.world.train import common
 from rewardsds.world.train.common import WorldSpec
-from rewardsds.world.train.prior import _Encoder, ema_decay, load_text_tower, scheduler_config
+from rewardsds.world.train.prior import Hooks, init_steps, load_text, train
 from rewardsds.world.train.prior import unet_config as world_unet_config
 
 from .. import data, paths
@@ -53,7 +47,6 @@ WORLD3D_MV = dataclasses.replace(WORLD3D, family=paths.WORLD3D_MV_FAMILY, prior_
                                                                                              view_prompts=False),
                                  prior_dir=paths.mvprior_dir)
 """the 3D world as the multi-view trainer names it (its batches are `data.sample_view_sets`)"""
-COMMAND = "python -m rewardsds.world3d.train.mvprior"
 
 
 @dataclass
@@ -114,108 +107,36 @@ def init_unet(folder: Path, image_size: int):
     return unet.train(), False
 
 
-def _command() -> str:
-    return shlex.join([*COMMAND.split(), *sys.argv[1:]])
+def _camera_inputs(c2w: torch.Tensor) -> dict:
+    """The batch's cameras as the U-Net's class embedding input."""
+    return {"class_labels": camera_input(c2w)}
 
 
-def _history(cfg: MVPriorTrainConfig, start: int) -> list[str]:
-    """One line per launch in --work (work/history.json), this one appended."""
-    path = Path(cfg.work) / "history.json"
-    history = json.loads(path.read_text()) if path.exists() else []
-    history.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {_command()} (threads {torch.get_num_threads()}, "
-                   f"{'resumed at step ' + str(start) if start else 'from step 0'})")
-    Path(cfg.work).mkdir(parents=True, exist_ok=True)
-    common.atomic_write_text(path, json.dumps(history, indent=2) + "\n")
-    return history
+def _record(cfg: MVPriorTrainConfig) -> dict:
+    """The training record's multi-view fields."""
+    return {"views": cfg.views,
+            "camera": "class embedding of the unit-distance c2w, flattened (priors.multiview.camera_input)"}
 
 
-def export(cfg: MVPriorTrainConfig, ema_unet, text, tok, step: int, losses: list[float], seconds: float,
-           history: list[str] | None = None) -> None:
-    """The EMA U-Net, text tower, tokenizer, scheduler, model_index.json (the multi-view family) and the record."""
-    from diffusers import DDIMScheduler
-
-    out = Path(cfg.out)
-    ema_unet.save_pretrained(out / "unet")
-    text.save_pretrained(out / "text_encoder")
-    tok.save_pretrained(out / "tokenizer")
-    DDIMScheduler(**scheduler_config()).save_pretrained(out / "scheduler")
-    common.atomic_write_text(out / "model_index.json", json.dumps({
-        "_class_name": cfg.world.family, "unet": ["diffusers", "UNet2DConditionModel"],
-        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "AutoTokenizer"],
-        "scheduler": ["diffusers", "DDIMScheduler"], "vae": None}, indent=2) + "\n")
-    extra = {"history": history} if history else {}
-    if cfg.init is not None:
-        extra["init"] = str(cfg.init)
-    common.write_record(out / "training_record.json", cfg, _command(), steps_done=step, seconds_last_run=round(seconds),
-                        final_loss=float(np.mean(losses[-100:])) if losses else None,
-                        final_loss_steps=min(100, len(losses)), views=cfg.views,
-                        camera="class embedding of the unit-distance c2w, flattened (priors.multiview.camera_input)",
-                        parameters=sum(p.numel() for p in ema_unet.parameters()), **extra)
+HOOKS = Hooks(batch=_batch, unet_inputs=_camera_inputs, script="mvprior", desc="multi-view prior", record=_record,
+              init_record=lambda init: {"init": str(init)})
+"""what the multi-view prior sets in the world prior's loop and export"""
 
 
 def main(cfg: MVPriorTrainConfig) -> None:
-    from diffusers import DDPMScheduler, UNet2DConditionModel
-    from transformers import AutoTokenizer
+    from diffusers import UNet2DConditionModel
 
     common.setup(cfg)
+    tok, text = load_text(cfg)
     ema_offset = 0
-    if cfg.init is not None:  # the init folder's frozen text encoder and its unet
-        tok = AutoTokenizer.from_pretrained(cfg.init / "tokenizer")
-        text = load_text_tower(cfg.init / "text_encoder")
+    if cfg.init is not None:  # the init folder's unet (and, above, its text encoder)
         unet, multiview = init_unet(cfg.init, cfg.image_size)
         if multiview:  # continued training: the EMA keeps its horizon (world.train.prior.ema_decay)
-            record = cfg.init / "training_record.json"
-            ema_offset = int(json.loads(record.read_text()).get("steps_done") or 0) if record.exists() else 0
+            ema_offset = init_steps(cfg.init)
     else:
-        tok = AutoTokenizer.from_pretrained(cfg.clip)
-        text = load_text_tower(cfg.clip)
         unet = UNet2DConditionModel(**unet_config(cfg.image_size, text.config.hidden_size))
     set_multiview_attention(unet, cfg.views)
-    dev = torch.device(cfg.device)
-    unet.to(dev)
-    text.to(dev)
-    encode = _Encoder(tok, text, cfg.world.max_length)
-    ema = copy.deepcopy(unet).requires_grad_(False)
-    noise_sched = DDPMScheduler.from_config(scheduler_config())
-    ac = noise_sched.alphas_cumprod
-    snr = ac / (1 - ac)
-    loss_weight = (torch.clamp(snr, max=5.0) / (snr + 1)).to(dev)  # min-SNR-5 for v-prediction
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
-    sched = common.warmup_cosine(opt, cfg.warmup, cfg.steps)
-    start, extra = common.load_checkpoint(cfg.checkpoint, unet, opt, sched)
-    if start:
-        ema.load_state_dict(extra["ema"])
-    t0, losses, done = time.time(), [], start
-    if cfg.export_only:
-        export(cfg, ema.cpu(), text.cpu(), tok, start, losses, 0.0)
-        return
-    history = _history(cfg, start)
-    batches = common.batches(partial(_batch, cfg), start, cfg.steps, cfg.workers)
-    for step, (x0, noise, t, captions, c2w) in tqdm(zip(range(start, cfg.steps), batches), initial=start,
-                                                    total=cfg.steps, desc="multi-view prior"):
-        x0, noise, t = x0.to(dev), noise.to(dev), t.to(dev)
-        x_t = noise_sched.add_noise(x0, noise, t)
-        target = noise_sched.get_velocity(x0, noise, t)
-        pred = unet(x_t, t, encoder_hidden_states=encode(captions), class_labels=camera_input(c2w).to(dev)).sample
-        loss = (loss_weight[t] * (pred - target).pow(2).mean((1, 2, 3))).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        decay = ema_decay(cfg, step, ema_offset)
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - decay)
-        losses.append(loss.item())
-        done = step + 1
-        stop = common.out_of_time(cfg, t0) or done == cfg.stop_at
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
-            common.save_checkpoint(cfg.checkpoint, unet, opt, done, sched, ema=ema.state_dict())
-            tqdm.write(f"step {done} loss {np.mean(losses[-100:]):.4f} ({time.time() - t0:.0f}s)")
-        if stop:
-            break
-    export(cfg, ema.cpu(), text.cpu(), tok, done, losses, time.time() - t0, history)
+    train(cfg, unet, text, tok, ema_offset, HOOKS)
 
 
 if __name__ == "__main__":
