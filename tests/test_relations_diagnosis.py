@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def rd():
-    spec = importlib.util.spec_from_file_location("relations_diagnosis", ROOT / "benchmarks" / "relations_diagnosis.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/relations_diagnosis.py")
 
 
 def test_relation_prompts_take_every_nth_of_the_relations_section(rd):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
 
 import pytest
 import torch
+from _scripts import load_script
 
 from rewardsds import media
 from rewardsds.world.scenes import render, sample_scene
@@ -18,10 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def rl():
-    spec = importlib.util.spec_from_file_location("relations_levers", ROOT / "benchmarks" / "relations_levers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/relations_levers.py")
 
 
 def _run(folder: Path, name: str, conf: dict, prompt: str, facts: dict, start=None) -> None:

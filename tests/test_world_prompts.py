@@ -1,12 +1,11 @@
 """The committed world benchmark: its prompt list is the generator's output, and every prompt is judgeable."""
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 from rewardsds.world.judge import parse_prompt
 from rewardsds.world.scenes import HELD_OUT
@@ -15,11 +14,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_world_prompts", BENCH / "make_world_prompts.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/make_world_prompts.py")
 
 
 def test_committed_prompts_are_the_generators_output():
@@ -57,10 +52,7 @@ def test_tables_script_parses_and_calls_sweep_eval_report(tmp_path):
 
 
 def test_categories_follow_the_section_comments():
-    spec = importlib.util.spec_from_file_location("world_by_category", BENCH / "world_by_category.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cat = mod.categories(BENCH / "world_prompts.txt")
+    cat = load_script("benchmarks/world_by_category.py").categories(BENCH / "world_prompts.txt")
     counts = {c: list(cat.values()).count(c) for c in dict.fromkeys(cat.values())}
     assert counts == {"single objects": 21, "two objects, spatial relations": 32, "held-out colour-shape pairs": 12}
     assert cat["a red circle"] == "single objects"
