@@ -128,10 +128,11 @@ class CommonConfig(DistillOptions):
 class SampleInit:
     """Text-to-image's start from prior samples (generate and sweep)."""
 
-    init_samples: int = 0
+    init_samples: int | None = None
     """start from the best of this many plain prior samples instead of --init (reward-* methods pick by
     their reward, the others take the first sample): the layout is settled early in distillation, so it
-    is chosen before it; 0 = off"""
+    is chosen before it; 0 = off. Default: the prior's (world: 4 for sds and reward-sds unless --init is
+    given; otherwise 0)"""
     init_sample_cfg: float = 4.0
     """guidance scale of the --init-samples DDIM samples (low: the prior's most varied, faithful draws)"""
     init_sample_steps: int = 20
@@ -148,8 +149,9 @@ class GenerateConfig(CommonConfig, SampleInit):
     """distillation method (reward-* weight N candidates by their rewards)"""
     out: Path = Path("out/generate")
     """run folder: image.png, video, log.jsonl, config.json, checkpoint, summary.json"""
-    init: Literal["noise", "colour", "image"] = "colour"
-    """initial image: Gaussian noise in model space, the world backdrop colour, or --init-image"""
+    init: Literal["noise", "colour", "image"] | None = None
+    """initial image: Gaussian noise in model space, the world backdrop colour, or --init-image (default:
+    the prior's sampled start where it has one, see --init-samples; otherwise colour)"""
     init_image: Path | None = None
     """image file to start from (with --init image)"""
     batch: int = 1
@@ -203,13 +205,23 @@ class FamilyDefaults:
     edit_time_weighting: TimeWeighting = "sds"
     vsd_lora_rank: int = 0
     vsd_lr: float = 3e-4
+    init_samples: dict[str, int] = dataclasses.field(default_factory=dict)
+    """text-to-image's --init-samples per base method (absent: 0, start from --init)"""
 
 
+# The world's text-to-image SDS family starts from the reward's best of 4 prior samples and distils at CFG
+# 7.5 (issue 11, README "Two-object prompts"): at CFG 20 the 32-px prior oversaturates and pinches shapes,
+# which undoes a right two-object layout; the sampled start settles the layout before distillation can.
 WORLD_DEFAULTS = FamilyDefaults(
-    steps=300, lr=0.02, guidance_scale={"sds": 20.0, "vsd": 7.5, "bridge": 20.0, "dds": 7.5},
+    steps=300, lr=0.02, guidance_scale={"sds": 7.5, "vsd": 7.5, "bridge": 20.0, "dds": 7.5},
     edit_steps=300, edit_lr=0.02, steps_3d=400, views_3d=4, render_resolution_3d=32,
     view_dependent_3d=False,  # the world's vocabulary has no view words
-    reward="world-clip", vsd_lora_rank=0, vsd_lr=3e-4)  # a full copy of the 4M-parameter U-Net is cheap
+    reward="world-clip", vsd_lora_rank=0, vsd_lr=3e-4,  # a full copy of the 4M-parameter U-Net is cheap
+    init_samples={"sds": 4})
+# Until 2026-11 (Table 1 of the first rounds, every ablation table, the 3D world): SDS at CFG 20 from the
+# backdrop colour. Pass `--cfg 20 --init-samples 0` to reproduce those runs.
+WORLD_DEFAULTS_BEFORE = dataclasses.replace(
+    WORLD_DEFAULTS, guidance_scale={**WORLD_DEFAULTS.guidance_scale, "sds": 20.0}, init_samples={})
 # Paper values for Stable Diffusion (App. B): 1000 steps, Adam lr 0.01 for text-to-image *and* editing, CFG
 # 100 for SDS, 7.5 for VSD; SDS-Bridge's official CFG 40. DDS: 200 steps (paper), and the DDS reference's
 # (Hertz et al. 2023) w(t) = 1 and t in [50, 950]; its lr 0.1 belongs to plain SGD on a loss divided by the
@@ -224,7 +236,8 @@ SD_DEFAULTS = FamilyDefaults(
 # The 3D world's prior is the 2D world's model and trainer on 3D renders (same pixel space, size, schedule),
 # so its 2D/3D defaults are the 2D world's; only its reward and its view words differ: it was trained on
 # view-suffixed captions, so gen3d appends them by default.
-WORLD3D_DEFAULTS = dataclasses.replace(WORLD_DEFAULTS, view_dependent_3d=True, reward="world3d-clip")
+# (3D keeps SDS at CFG 20: its table and gates were measured there, and a field has no sampled start.)
+WORLD3D_DEFAULTS = dataclasses.replace(WORLD_DEFAULTS_BEFORE, view_dependent_3d=True, reward="world3d-clip")
 WORLD3D_MV_DEFAULTS = dataclasses.replace(WORLD3D_DEFAULTS, view_dependent_3d=False)  # multi-view: cameras, not words
 REWARD_PACKAGES = {"imagereward": ("ImageReward", "imagereward")}
 """reward name -> (the module it imports, the rewardsds extra that installs it)"""
@@ -322,6 +335,11 @@ def resolve(cfg: CommonConfig) -> CommonConfig:
     d = prior_defaults(cfg.prior, cfg.method)
     if cfg.reward is None:
         d["reward"] = default_reward(cfg.prior)[0]
+    if hasattr(cfg, "init_samples"):  # text-to-image: the family's sampled start, unless --init chose one
+        sampled = family_defaults(cfg.prior).init_samples.get(cfg.method.removeprefix("reward-"), 0)
+        d["init_samples"] = 0 if getattr(cfg, "init", None) is not None else sampled
+        if hasattr(cfg, "init"):
+            d["init"] = "colour"
     cfg = dataclasses.replace(cfg, **{k: v for k, v in d.items() if getattr(cfg, k) is None})
     check_options(cfg)
     if cfg.method.removeprefix("reward-") == "vsd" and cfg.vsd_lora_rank > 0 and importlib.util.find_spec(

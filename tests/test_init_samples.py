@@ -67,10 +67,24 @@ def test_bad_init_samples_are_one_clear_error(tmp_path, tiny_pixel_dir, capsys, 
 
 
 def test_runs_without_init_samples_keep_their_sweep_identity():
-    plain = canonical_config(GenerateConfig(prompt="a red circle", method="sds"))
+    plain = canonical_config(GenerateConfig(prompt="a red circle", method="sds", init_samples=0))
     assert not any(k.startswith("init_sample") for k in plain)
     picked = canonical_config(GenerateConfig(prompt="a red circle", method="sds", init_samples=4))
     assert picked["init_samples"] == 4 and picked != plain
+
+
+def test_the_world_starts_sds_from_samples_unless_a_start_is_given():
+    """The world's defaults for the sds family: 4 sampled starts at CFG 7.5 (the runs made with these
+    options spelled out keep their identity); an explicit --init or another method takes none."""
+    default = canonical_config(GenerateConfig(prompt="a red circle", method="reward-sds"))
+    spelled = canonical_config(GenerateConfig(prompt="a red circle", method="reward-sds", init_samples=4, cfg=7.5,
+                                              init="colour"))
+    assert default == spelled and default["init_samples"] == 4 and default["cfg"] == 7.5
+    for kw in ({"init": "colour"}, {"init": "noise"}):
+        assert "init_samples" not in canonical_config(GenerateConfig(prompt="a red circle", method="sds", **kw))
+    assert "init_samples" not in canonical_config(GenerateConfig(prompt="a red circle", method="vsd"))
+    before = canonical_config(GenerateConfig(prompt="a red circle", method="sds", init_samples=0, cfg=20.0))
+    assert before["cfg"] == 20.0 and "init_samples" not in before
 
 
 def test_two_object_share_of_the_2d_prior_data():

@@ -116,7 +116,8 @@ def test_world_reward_on_stable_diffusion_runs_with_a_warning(tmp_path, tiny_sd_
     assert any(ln.startswith("warning: --reward world-clip") for ln in err.splitlines()), err
 
 
-# Hashes of world runs computed before the per-family defaults existed: a finished sweep must not rerun.
+# Hashes of world runs computed before the per-family defaults existed: a finished sweep must not rerun
+# (with the options spelled out that held then: the defaults changed twice since, on purpose).
 PINNED = {
     ('sds', None): '4f9c23dc317fc492bc3a6331f711e50e1994c4137326c4b2f1b72e115a9f7621',
     ('reward-sds', None): 'c0192ca490502be05e2664551ea0b8b632d152bbf5b2fa7eaaf22842a8720f08',
@@ -133,10 +134,14 @@ def test_world_run_hashes_are_unchanged():
     def h(m, r, **kw):
         return config_hash(canonical_config(GenerateConfig(prompt="a red circle", method=m, reward=r, **kw)))
 
-    got = {(m, r): h(m, r, weight_scale="each") for m, r in PINNED}
+    def before(m):  # the world's SDS family since: CFG 7.5 from the best of 4 prior samples (issue 11)
+        return {"cfg": 20.0, "init_samples": 0} if m.removeprefix("reward-") == "sds" else {}
+
+    got = {(m, r): h(m, r, weight_scale="each", **before(m)) for m, r in PINNED}
     assert got == PINNED
     for m, r in PINNED:
-        assert (h(m, r) == PINNED[(m, r)]) == (not m.startswith("reward-")), (m, r)
+        assert (h(m, r, **before(m)) == PINNED[(m, r)]) == (not m.startswith("reward-")), (m, r)
+        assert (h(m, r, weight_scale="each") == PINNED[(m, r)]) == (not before(m)), (m, r)
     # the default reward of the world is the explicit world-clip, field for field
     assert canonical_config(GenerateConfig(prompt=P, method="reward-sds")) == canonical_config(
         GenerateConfig(prompt=P, method="reward-sds", reward="world-clip"))

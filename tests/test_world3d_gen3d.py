@@ -31,14 +31,14 @@ def test_world3d_clip_without_weights_says_how_to_train_it(no_3d_weights):
 
 
 def test_the_3d_family_is_a_pixel_world_with_view_prompts_and_its_cameras(no_3d_weights):
-    from rewardsds.config import SD_DEFAULTS, WORLD_DEFAULTS, default_reward, family_defaults
+    from rewardsds.config import SD_DEFAULTS, WORLD_DEFAULTS_BEFORE, default_reward, family_defaults
     from rewardsds.config3d import WORLD3D_ELEVATION, Gen3DConfig, resolve3d
     from rewardsds.render import CameraRanges
     from rewardsds.world.scenes import BACKGROUND
     from rewardsds.world3d.render import ELEVATION_RANGE
 
     fam = family_defaults("world3d")
-    assert fam is not SD_DEFAULTS and fam.guidance_scale == WORLD_DEFAULTS.guidance_scale
+    assert fam is not SD_DEFAULTS and fam.guidance_scale == WORLD_DEFAULTS_BEFORE.guidance_scale
     assert default_reward("world3d") == ("world3d-clip", None) and fam.view_dependent_3d
     assert WORLD3D_ELEVATION == ELEVATION_RANGE
     cfg = resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d"))
