@@ -7,11 +7,13 @@
 #   RESULTS=benchmarks/results/relations_table bash ...       # also copy eval.md/.json/.log + report.html there
 #
 # Variants (150 steps, world defaults otherwise; N = 4, S = 1, top-bottom, world-clip):
-#   BASE_METHODS with the defaults: sds and reward-sds from the backdrop colour (Table 1's rows)
-#   LEVER_METHODS with LEVER (default "--init-samples 4"): reward-sds starts from the best of 4 prior
-#   samples by world-clip; sds from the first of them (no reward): the control that separates the
-#   reward's pick from merely starting at a prior sample.
-#   e.g. LEVER="--init-samples 4 --cfg 7.5" BASE_METHODS=sds bash benchmarks/relations_table.sh
+#   BASE_METHODS with BASE (default "--cfg 20 --init-samples 0"): the world's defaults before issue 11,
+#   sds and reward-sds distilled at CFG 20 from the backdrop colour (the first rounds' Table 1 rows)
+#   LEVER_METHODS with LEVER (default: nothing, today's defaults): reward-sds starts from the best of 4
+#   prior samples by world-clip and distils at CFG 7.5; sds from the first of them (no reward): the
+#   control that separates the reward's pick from merely starting at a prior sample.
+#   BASELINE: the eval's baseline variant (default: today's sds, "sds [cfg=7.5, init_samples=4]")
+#   e.g. BASE_METHODS=sds LEVER="--init-samples 8" BASELINE="sds [cfg=20, init_samples=0]" bash ...
 # Cost per image on one core (1 torch thread): sds ~25 s, reward-sds ~100 s on the machine that made the
 # README's figures (about 3x the world_tables.sh header's); the 4 samples add ~3 s.
 set -euo pipefail
@@ -23,7 +25,9 @@ OUT=${OUT:-out/relations_table}
 STEPS=${STEPS:-150}
 EVERY=${EVERY:-1}
 read -r -a SEEDS <<< "${SEEDS:-0 1}"
-read -r -a LEVER <<< "${LEVER:---init-samples 4}"
+read -r -a BASE <<< "${BASE---cfg 20 --init-samples 0}"
+read -r -a LEVER <<< "${LEVER-}"
+BASELINE=${BASELINE:-sds [cfg=7.5, init_samples=4]}
 read -r -a BASE_METHODS <<< "${BASE_METHODS-sds reward-sds}"
 read -r -a LEVER_METHODS <<< "${LEVER_METHODS-sds reward-sds}"
 WORKERS=${WORKERS:-0}
@@ -41,12 +45,12 @@ sweep() {  # sweep METHODS... -- [options]; exit 1 = some runs failed (a rerun r
   "$RS" sweep "$OUT/prompts.txt" --seeds "${SEEDS[@]}" --steps "$STEPS" --out "$OUT" --workers "$WORKERS" \
     --methods "${methods[@]}" "$@" || [[ $? == 1 ]]
 }
-sweep ${BASE_METHODS[@]+"${BASE_METHODS[@]}"} --
-sweep ${LEVER_METHODS[@]+"${LEVER_METHODS[@]}"} -- "${LEVER[@]}"
+sweep ${BASE_METHODS[@]+"${BASE_METHODS[@]}"} -- ${BASE[@]+"${BASE[@]}"}
+sweep ${LEVER_METHODS[@]+"${LEVER_METHODS[@]}"} -- ${LEVER[@]+"${LEVER[@]}"}
 
-"$RS" eval "$OUT" --metrics judge,world-clip --baseline sds | tee "$OUT/eval.log"
-"$RS" report "$OUT" --baseline sds --title "world relations ($STEPS steps)"
-"$PY" benchmarks/world_by_category.py "$OUT" --metrics judge,judge-all,world-clip > /dev/null
+"$RS" eval "$OUT" --metrics judge,world-clip --baseline "$BASELINE" | tee "$OUT/eval.log"
+"$RS" report "$OUT" --baseline "$BASELINE" --title "world relations ($STEPS steps)"
+"$PY" benchmarks/world_by_category.py "$OUT" --metrics judge,judge-all,world-clip --baseline "$BASELINE" > /dev/null
 if [[ -n ${RESULTS:-} ]]; then
   mkdir -p "$RESULTS"
   cp "$OUT"/{eval.md,eval.json,eval.log,report.html,by_category.md,prompts.txt} "$RESULTS/"

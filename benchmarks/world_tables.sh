@@ -4,6 +4,8 @@
 #   bash benchmarks/world_tables.sh                       # everything below, ~3.7 h on 2 cores
 #   TABLES=table1 bash benchmarks/world_tables.sh         # only the main table, ~2 h on 2 cores
 #   ABL_SEEDS=0 bash benchmarks/world_tables.sh           # ablations with one seed: ~2.9 h in all
+#   ABL_BEFORE=1 ...                                      # table5/ablN/ablK/ablS at the defaults before
+#                                                         # issue 11 (CFG 20 from the backdrop), as in README
 #   OUT=out/w bash benchmarks/world_tables.sh --ray auto  # on an existing Ray cluster (shared OUT)
 #   RESULTS=benchmarks/results/world_tables bash ...      # also copy eval.md/.json/.log + report.html there
 #   CROSS=0 ...                                           # table1 without the world-aesthetic row
@@ -31,7 +33,8 @@
 #           (uniform weights: VSD's equal-compute control)     }
 #   bridge  bridge vs reward-bridge                            }
 #
-# Budget (the per-image seconds below were measured on an earlier 2-core machine; on the one that made the
+# Table 1 runs at today's world defaults: the SDS family distils at CFG 7.5 from the best of 4 prior samples
+# (reward-sds picks by its reward, sds takes the first). Budget (the per-image seconds below were measured on an earlier 2-core machine; on the one that made the
 # controls tables they were about 3x larger: sds 27 s, reward-sds 75-105 s, vsd ~140 s, reward-vsd ~250 s
 # with 3-4 jobs on 2 cores): 150 optimisation steps per image (the world default is 300; 150 already separates the
 # methods), N=4, S=1, reward world-clip unless the table varies it. Measured per image on one core
@@ -90,6 +93,13 @@ abl() {  # abl TABLE [sweep options...]: the ablation prompts and seeds
   sweep "$table" "$OUT/prompts_ablation.txt" "${ABL_SEEDS[@]}" -- "$@"
 }
 
+# The SDS family's world defaults before issue 11 (CFG 20 from the backdrop colour), with which the README's
+# ablation tables (table5, ablN, ablK, ablS) were measured: ABL_BEFORE=1 reruns those tables so (their runs
+# keep their hashes); by default they run at today's defaults (CFG 7.5 from the best of 4 prior samples).
+BEFORE=()
+[[ ${ABL_BEFORE:-0} == 0 ]] || BEFORE=(--cfg 20 --init-samples 0)
+sds_abl() { abl "$@" ${BEFORE[@]+"${BEFORE[@]}"}; }
+
 for table in "${TABLES[@]}"; do
   echo "== $table =="
   case $table in
@@ -105,19 +115,19 @@ for table in "${TABLES[@]}"; do
       "$PY" benchmarks/world_by_category.py "$OUT/table1" > /dev/null  # where it helps: by prompt category
       [[ -z ${RESULTS:-} ]] || cp "$OUT/table1/by_category.md" "$RESULTS/table1/" ;;
     table5)  # weighting schemes; top-bottom is the paper's default
-      abl table5 --methods sds
+      sds_abl table5 --methods sds
       for w in top-bottom random softmax wta topk best-worst; do
-        abl table5 --methods reward-sds --reward world-clip --weighting "$w"
+        sds_abl table5 --methods reward-sds --reward world-clip --weighting "$w"
       done
       evaluate table5 sds ;;
     ablN)
-      for n in 4 2 8; do abl ablN --methods reward-sds --reward world-clip --n-noises "$n"; done
+      for n in 4 2 8; do sds_abl ablN --methods reward-sds --reward world-clip --n-noises "$n"; done
       evaluate ablN "reward-sds [n_noises=4]" ;;
     ablK)
-      for k in 1.0 0.1 0.5; do abl ablK --methods reward-sds --reward world-clip --reward-steps "$k"; done
+      for k in 1.0 0.1 0.5; do sds_abl ablK --methods reward-sds --reward world-clip --reward-steps "$k"; done
       evaluate ablK "reward-sds [reward_steps=1]" ;;
     ablS)
-      for s in "${S_VALUES[@]}"; do abl ablS --methods reward-sds --reward world-clip --denoise-steps "$s"; done
+      for s in "${S_VALUES[@]}"; do sds_abl ablS --methods reward-sds --reward world-clip --denoise-steps "$s"; done
       evaluate ablS "reward-sds [denoise_steps=1]" ;;
     vsd)
       abl vsd --methods vsd reward-vsd --reward world-clip

@@ -119,6 +119,8 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     """Fill the None fields from the prior family's 3D defaults and check (idempotent; ValueError)."""
     fam, world = family_defaults(cfg.prior), is_embedded_world(cfg.prior)
     d = prior_defaults(cfg.prior, cfg.method)
+    if fam.guidance_scale_3d is not None:
+        d["cfg"] = fam.guidance_scale_3d[cfg.method.removeprefix("reward-")]
     d.update(steps=fam.steps_3d, lr=1e-2, views=fam.views_3d, render_resolutions=(fam.render_resolution_3d,),
              view_dependent=fam.view_dependent_3d)
     if prior_views(cfg.prior) > 1:  # one camera set per step; the cameras, not words, tell the views

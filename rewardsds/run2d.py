@@ -96,13 +96,15 @@ def run_generate(cfg: GenerateConfig, on_step=None, models=None) -> dict:
     prompts = [cfg.prompt] * cfg.batch
     extra = {}
     if cfg.init_samples:
+        t0 = time.time()
         image, scores = best_of_samples(s.prior, prompts, cfg.init_samples, s.reward, cfg.init_sample_steps,
                                         cfg.init_sample_cfg, s.generator, cfg.negative_prompt)
         x0 = init_image(s.prior, "image", cfg.batch, s.generator, image=image)
         media.save_png(s.out / "init.png", media.grid(media.to_uint8(image, max(1, 256 // image.shape[-1]))))
         media.save_png(s.out / "init_raw.png", media.grid(media.to_uint8(image), pad=0))
         extra["init_samples"] = {"n": cfg.init_samples, "picked_by": "reward" if scores is not None else "first",
-                                 "rewards": None if scores is None else scores.tolist()}
+                                 "rewards": None if scores is None else scores.tolist(),
+                                 "seconds": round(time.time() - t0, 2)}  # not in "seconds" (the loop's)
         if getattr(s.prior, "family", "") == WORLD_FAMILY:  # what the start alone gets, beside the final
             extra["init_samples"]["judge"] = _judge(image, prompts)
     else:

@@ -129,6 +129,13 @@ def test_variant_labels_and_baseline():
     assert resolve_baseline("reward-sds [n_noises=8]", labels.values()) == "reward-sds [n_noises=8]"
 
 
+def test_a_run_made_before_the_sampled_start_reads_as_init_samples_0():
+    """Runs saved before --init-samples existed lack the field: they held 0, for every method."""
+    configs = {1: {"method": "sds", "prompt": "a", "seed": 0, "cfg": 20.0},
+               2: {"method": "sds", "prompt": "a", "seed": 0, "cfg": 7.5, "init_samples": 4}}
+    assert variant_labels(configs) == {1: "sds [cfg=20, init_samples=0]", 2: "sds [cfg=7.5, init_samples=4]"}
+
+
 def test_markdown_table_by_hand():
     from rewardsds.eval.tables import format_markdown
 

@@ -102,6 +102,7 @@ def test_resolution_schedule_and_validation(tmp_path):
     assert cfg.view_dependent and cfg.background == "learned" and cfg.t_anneal_steps == 0.8 * cfg.steps
     world = resolve3d(Gen3DConfig(prompt="x"))
     assert not world.view_dependent and world.views == 4 and world.render_resolutions == (32,)
+    assert world.cfg == 20.0  # a field keeps SDS's CFG 20 on the world (2D distils at 7.5 from samples)
     assert cfg.x0_recon and not world.x0_recon  # the official 3D loss form for latent priors only
     # a retrained world prior in its own folder is recognised by its model_index.json, not its name
     (tmp_path / "my_world").mkdir()

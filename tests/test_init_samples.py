@@ -50,6 +50,7 @@ def test_generate_starts_from_the_picked_sample(tmp_path, tiny_pixel_dir):
     summary = json.loads((out / "summary.json").read_text())
     init = summary["init_samples"]
     assert init["n"] == 3 and init["picked_by"] == "reward" and len(init["rewards"][0]) == 3
+    assert init["seconds"] > 0
     assert (out / "init.png").exists() and (out / "init_raw.png").exists()
 
 

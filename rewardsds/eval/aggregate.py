@@ -144,7 +144,9 @@ def variant_labels(configs: Mapping[int, dict]) -> dict[int, str]:
 
     # a run without a later option held its earlier implicit value; an option of one weighting scheme
     # (weight_scale of top-bottom, softmax_*) tells apart only the runs of that scheme
-    configs = {rid: {**{k: v for k, v in IMPLICIT_BEFORE.items() if k not in conf and "weighting" in conf}, **conf}
+    # (the sampled start's options belong to every text-to-image run, the others to reward-* runs)
+    configs = {rid: {**{k: v for k, v in IMPLICIT_BEFORE.items()
+                        if k not in conf and ("weighting" in conf or k.startswith("init_sample"))}, **conf}
                for rid, conf in configs.items()}
     configs = {rid: {k: v for k, v in conf.items()
                      if not (k in SCHEME_ONLY and conf.get("weighting") != SCHEME_ONLY[k][0])}
