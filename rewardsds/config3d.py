@@ -17,15 +17,8 @@ from typing import Annotated, Literal
 
 import tyro
 
-from .config import (
-    CommonConfig,
-    family_defaults,
-    guidance_config,
-    is_embedded_world,
-    prior_defaults,
-    prior_family,
-    resolve,
-)
+from .config import CommonConfig, guidance_config, resolve
+from .defaults import family_defaults, is_embedded_world, prior_defaults, prior_family
 from .loop import LoopConfig
 from .losses import GuidanceConfig, TextMethod
 from .priors.multiview import MULTIVIEW_FAMILIES

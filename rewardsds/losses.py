@@ -17,7 +17,7 @@ noise (w_1 = 1) on plain steps. The residuals:
 | dds     | eps_hat(z_t^i, y_tgt) - eps_hat(zsrc_t^i, y_src) (same t and eps_i)  |
 
 w(t) = 1 is the DDS reference's weighting (Hertz et al. 2023: w = 1, t in [50, 950]); the prior
-family's defaults choose it for DDS on Stable Diffusion (config.FamilyDefaults), "sds" everywhere else.
+family's defaults choose it for DDS on Stable Diffusion (defaults.FamilyDefaults), "sds" everywhere else.
 
 SDS also has the x0-reconstruction form of the official 3D code (`GuidanceConfig.x0_recon`,
 threestudio's MVDream `recon_loss`): r_i = x0 - x0_target_i with no w(t) (`recon_residual`).

@@ -34,8 +34,8 @@ def test_world3d_mv_without_weights_is_one_line_naming_its_trainer(tmp_path, no_
 
 
 def test_the_multiview_family_resolves_to_camera_sets_and_view_free_prompts(no_3d_weights, mv_dir):
-    from rewardsds.config import default_reward, family_defaults
     from rewardsds.config3d import Gen3DConfig, prior_views, resolve3d
+    from rewardsds.defaults import default_reward, family_defaults
 
     assert prior_views("world3d-mv") == prior_views(str(mv_dir)) == 4 and prior_views("world3d") == 1
     assert default_reward("world3d-mv") == ("world3d-clip", None)

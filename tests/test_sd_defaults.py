@@ -11,17 +11,14 @@ import torch
 
 from rewardsds.cli import main
 from rewardsds.config import (
-    SD_DEFAULTS,
-    WORLD_DEFAULTS,
     EditConfig,
     GenerateConfig,
     guidance_config,
     loop_config,
-    prior_defaults,
     resolve,
-    reward_notes,
     run_id,
 )
+from rewardsds.defaults import SD_DEFAULTS, WORLD_DEFAULTS, prior_defaults, reward_notes
 from rewardsds.losses import GuidanceConfig, build_guidance
 from rewardsds.priors.analytic import GaussianPrior
 from rewardsds.sweep.runner import canonical_config

@@ -31,8 +31,8 @@ def test_world3d_clip_without_weights_says_how_to_train_it(no_3d_weights):
 
 
 def test_the_3d_family_is_a_pixel_world_with_view_prompts_and_its_cameras(no_3d_weights):
-    from rewardsds.config import SD_DEFAULTS, WORLD_DEFAULTS_BEFORE, default_reward, family_defaults
     from rewardsds.config3d import WORLD3D_ELEVATION, Gen3DConfig, resolve3d
+    from rewardsds.defaults import SD_DEFAULTS, WORLD_DEFAULTS_BEFORE, default_reward, family_defaults
     from rewardsds.render import CameraRanges
     from rewardsds.world.scenes import BACKGROUND
     from rewardsds.world3d.render import ELEVATION_RANGE

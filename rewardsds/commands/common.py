@@ -62,7 +62,8 @@ def prepare(cfg, check: Callable[[Any], tuple[Any, GuidanceConfig, Any]], models
     app's `ModelCache`: `load_prior(spec, device)` -> (prior, path), `load_reward(spec, device)`) loads
     them instead of `load_prior` / `load_reward_model`, so a long-lived caller loads each model once.
     `multiview`: the command can feed a multi-view prior its cameras (gen3d); the others refuse one."""
-    from ..config import reward_notes, run_id
+    from ..config import run_id
+    from ..defaults import reward_notes
     from ..threads import configure_threads
 
     requested_reward = cfg.reward  # None: the prior family's default, which `check` resolves
