@@ -28,7 +28,7 @@ def folders(tmp_path, monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("validation should have failed before this")
 
-    for mod, name in ((runner, "_make_backend"), (runner, "plan"), (metrics, "score_reward"),
+    for mod, name in ((runner, "make_backend"), (runner, "plan"), (metrics, "score_reward"),
                       (metrics, "score_judge"), (metrics, "readable_runs"), (html, "collect")):
         monkeypatch.setattr(mod, name, started)
     prompts = tmp_path / "prompts.txt"

@@ -135,9 +135,9 @@ def test_parent_watch_without_prctl(tmp_path):
     """The portable fallback alone (as on macOS): a watcher thread sees the parent pid change."""
     child = textwrap.dedent("""
         import sys, time
-        import rewardsds.sweep.runner as runner
+        import rewardsds.sweep.backends as backends
         sys.platform = "portable"  # skip prctl: only the polling thread is left
-        runner._die_with_parent(int(sys.argv[1]))
+        backends._die_with_parent(int(sys.argv[1]))
         print("ready", flush=True)
         time.sleep(60)
     """)

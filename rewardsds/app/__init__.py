@@ -8,8 +8,9 @@ latest reward step with their rewards and weights, reward and gradient-norm curv
 Layout: `forms` turns the page's fields into the CLI's typed configs (named priors and rewards only)
 and checks them; `jobs` runs one command at a time in a worker thread, streams its steps from
 `on_step` and stops it at a step boundary; `views` draws what the page shows (no gradio); `models`
-keeps loaded models for the app's lifetime; `server` builds the page and serves it, and is the only
-module that imports gradio (inside `launch`).
+keeps loaded models for the app's lifetime; `stream` turns a running job into what the page shows and
+follows it; `server` builds the page and serves it, and is, with `stream`, the only module that imports
+gradio (inside `launch`).
 """
 
 from __future__ import annotations

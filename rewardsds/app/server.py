@@ -1,22 +1,20 @@
-"""The page (Gradio Blocks) and the server: the only module of rewardsds that imports gradio, and only
-`rewardsds.app.launch` imports this module.
+"""The page (Gradio Blocks) and the server: with `stream`, which only it imports, the only module of
+rewardsds that imports gradio, and only `rewardsds.app.launch` imports this module.
 
 Every tab builds the CLI's typed config from its fields (`forms`), starts it in the app's `Runner`
-(`jobs`: one run at a time) and follows it with a generator that yields the page's outputs every
-`POLL_S` seconds while the run's `on_step` records arrive. Errors a person can fix arrive as `UserError`
-and are shown as `gr.Error` with its text; anything else is one line on the page and a traceback in
-the server's log. Runs are tied to the browser tab's session and the tab of the page that started
+(`jobs`: one run at a time) and follows it with a generator (`stream.follow`) that yields the page's
+outputs every `stream.POLL_S` seconds while the run's `on_step` records arrive. Errors a person can fix
+arrive as `UserError` and are shown as `gr.Error` with its text; anything else is one line on the page
+and a traceback in the server's log. Runs are tied to the browser tab's session and the tab of the page that started
 them: Stop and Resume act on that run only.
 """
 
 import dataclasses
-import math
-import shutil
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +23,12 @@ import gradio as gr
 from .. import checkpoints
 from ..errors import UserError
 from ..losses import EDIT_METHODS, TEXT_METHODS
-from . import forms, views
+from . import forms
 from .config import AppConfig, check_app
-from .jobs import Job, Runner, Snapshot, Stage
+from .jobs import Job, Runner, Stage
 from .models import ModelCache
+from .stream import candidate_gallery, current_image, follow, plots, status_text, verdict_text, zip_outputs
 
-POLL_S = 0.5
-"""the page is updated at most this often while a run streams"""
 EXAMPLE_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "red_circle.png"
 CSS = """
 #rs-legend {font-size: 0.9em; opacity: 0.85}
@@ -52,116 +49,6 @@ def _run_fns() -> dict[str, Callable[..., dict]]:
     from ..run2d import run_edit, run_generate
 
     return {"generate": run_generate, "edit": run_edit, "gen3d": run_gen3d}
-
-
-# --- what the page shows --------------------------------------------------------------------------------
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
-def _progress_line(stage: Stage, snap: Snapshot) -> str:
-    if snap.status == "loading":
-        return f"**loading** {stage.label}: models and prompt checks"
-    rate = f"{snap.rate:.2f} steps/s" if snap.rate else "- steps/s"
-    skipped = f" · {snap.skipped} skipped (non-finite gradient)" if snap.skipped else ""
-    return (f"**{snap.status}** {stage.label}: step {snap.done}/{snap.total} · {rate} · "
-            f"ETA {_duration(snap.eta)}{skipped}")
-
-
-def _verdict(summary: dict | None) -> str:
-    """The world judge's verdict of a finished run (summary.json's "judge"), one line per image."""
-    judge = (summary or {}).get("judge")
-    if not judge:
-        return "judge: no verdict (not a world prompt, or not a world prior)"
-    parts = []
-    for v in judge:
-        facts = v.get("facts", {})
-        right = sum(bool(x) for x in facts.values())
-        detail = ", ".join(f"{k} {'✓' if ok else '✗'}" for k, ok in facts.items())
-        parts.append(f"judge: **{right}/{len(facts)} facts right** ({detail})")
-    return "<br>".join(parts)
-
-
-def _status(job: Job) -> str:
-    lines = []
-    for stage in job.stages:
-        snap = stage.progress.snapshot()
-        if snap.status == "waiting":
-            lines.append(f"waiting: {stage.label}")
-        elif snap.status == "done":
-            secs = (stage.result or {}).get("wall_seconds", (stage.result or {}).get("seconds"))
-            lines.append(f"**done** {stage.label}: {snap.done} steps in {_duration(secs)}")
-            if stage.result and stage.result.get("judge") is not None:
-                lines.append(_verdict(stage.result))
-        elif snap.status == "stopped":
-            where = (f"its checkpoint holds step {stage.checkpoint_step}: Resume continues from there"
-                     if stage.checkpoint_step else "no checkpoint was written yet: Resume starts it again")
-            lines.append(f"**stopped** {stage.label} after step {stage.stopped_at}; {where}")
-        elif snap.status == "failed":
-            lines.append(f"**failed** {stage.label}: {stage.error}")
-        else:
-            lines.append(_progress_line(stage, snap))
-    folders = sorted({str(s.out.parent if job.kind == "compare" else s.out) for s in job.stages})
-    lines.append(f"run folder: `{folders[0]}`")
-    return "\n\n".join(lines)
-
-
-def _plots(snap: Snapshot | None, total: int) -> tuple:
-    return views.curves(snap.history if snap else [], total)
-
-
-def _gallery(snap: Snapshot | None) -> list[tuple]:
-    if snap is None or snap.tiles is None:
-        return []
-    previews, rewards, weights, _ = snap.tiles
-    return [(views.tile(im, w if math.isfinite(w) else None), views.caption(r, w if math.isfinite(w) else None))
-            for im, r, w in zip(previews, rewards, weights)]
-
-
-def _image(snap: Snapshot | None, result_file: Path | None = None):
-    if result_file is not None and result_file.exists():
-        from PIL import Image
-
-        with Image.open(result_file) as im:
-            return im.convert("RGB").copy()
-    if snap is None or snap.image is None:
-        return None
-    return views.show(snap.image, cols=min(4, snap.image.shape[0]))
-
-
-def _zip(folder: Path) -> str | None:
-    """The run folder as a zip beside it (for the page's download), or None if there is no folder."""
-    if not folder.is_dir():
-        return None
-    try:
-        return shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name)
-    except OSError as e:
-        gr.Warning(f"could not zip {folder}: {e}")
-        return None
-
-
-def _follow(job: Job, render: Callable[[Job, bool], tuple]) -> Iterator[tuple]:
-    """Yield `render(job, finished)` whenever the job changed, at most every POLL_S, until it ends;
-    then raise its error, if any, as gr.Error. A page that goes away stops its run."""
-    last = -1
-    try:
-        while True:
-            finished = job.finished.wait(POLL_S)
-            version = sum(s.progress.version for s in job.stages)
-            if finished or version != last:
-                last = version
-                yield render(job, finished)
-            if finished:
-                break
-    finally:
-        if not job.finished.is_set():  # the client left (the generator was closed): do not run for no one
-            job.stop_event.set()
-    if job.error:
-        raise gr.Error(job.error, print_exception=False)
 
 
 def _owner(request: gr.Request | None, tab: str) -> str:
@@ -245,9 +132,9 @@ def _render_live(job: Job, finished: bool, result_image: str | None = "image.png
     stage = job.current
     snap = stage.progress.snapshot()
     result = stage.out / result_image if (finished and stage.result and result_image) else None
-    reward_img, grad_img = _plots(snap, stage.progress.total)
-    files = _zip(stage.out) if finished else None
-    return _status(job), _image(snap, result), _gallery(snap), reward_img, grad_img, files
+    reward_img, grad_img = plots(snap, stage.progress.total)
+    files = zip_outputs(stage.out) if finished else None
+    return status_text(job), current_image(snap, result), candidate_gallery(snap), reward_img, grad_img, files
 
 
 def _can_resume(state: dict | None) -> dict:
@@ -279,13 +166,13 @@ def _single_run_tab(app: App, tab: str, kind: str, build_cfg: Callable[[dict], o
     def on_run(data: dict, request: gr.Request):
         cfg = _user_error(build_cfg, _values(fields, data))
         job = start(cfg, request)
-        yield from _follow(job, render)
+        yield from follow(job, render)
 
     def on_resume(state_value, request: gr.Request):
         st = _can_resume(state_value)
         cfg = dataclasses.replace(st["cfg"], resume=True, overwrite=False)
         job = start(cfg, request)
-        yield from _follow(job, render)
+        yield from follow(job, render)
 
     def on_stop(request: gr.Request):
         gr.Info(app.runner.stop(_owner(request, tab)))
@@ -385,21 +272,21 @@ def _compare_tab(app: App) -> None:
             files = gr.File(label="both run folders (zip)", interactive=False, height=90, elem_id="cmp-zip")
 
     def render(job: Job, finished: bool) -> tuple:
-        out = [_status(job)]
+        out = [status_text(job)]
         images, verdicts = [], []
         for stage in job.stages:
             snap = stage.progress.snapshot() if stage.status != "waiting" else None
             done = stage.result is not None
-            images.append(_image(snap, stage.out / "image.png" if done else None))
-            verdicts.append(_verdict(stage.result) if done else "")
-        files_out = _zip(job.stages[0].out.parent) if finished else None
+            images.append(current_image(snap, stage.out / "image.png" if done else None))
+            verdicts.append(verdict_text(stage.result) if done else "")
+        files_out = zip_outputs(job.stages[0].out.parent) if finished else None
         return (*out, *images, *verdicts, files_out)
 
     def on_run(data: dict, request: gr.Request):
         cfgs = _user_error(forms.compare_configs, _values(fields, data), app.settings)
         stages = [Stage("SDS" if c.method == "sds" else "RewardSDS", _run_fns()["generate"], c) for c in cfgs]
         job = _user_error(app.runner.start, _owner(request, "compare"), "compare", stages)
-        yield from _follow(job, render)
+        yield from follow(job, render)
 
     def on_stop(request: gr.Request):
         gr.Info(app.runner.stop(_owner(request, "compare")))

@@ -8,7 +8,7 @@ and send back a small result dict. The driver renews its lease on the rows it ho
 A worker process that dies (killed, out of memory) breaks the whole local pool, and every run in
 flight fails with it. Blaming all of them would burn the retries of innocent runs, so the crashed
 batch is re-run one run at a time: a crash there names its culprit exactly. The other way round, a
-driver that dies (even by SIGKILL) takes its local workers with it (`_die_with_parent`).
+driver that dies (even by SIGKILL) takes its local workers with it (`backends._die_with_parent`).
 
 With --ray the workers write the run folders themselves, so OUT must be storage that every node
 can write (a shared file system); the SQLite store is opened by the driver alone.
@@ -17,7 +17,6 @@ can write (a shared file system); the SQLite store is opened by the driver alone
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 import traceback
@@ -26,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from .backends import init_worker, make_backend
 from .store import RunSpec, Store, new_owner
 
 if TYPE_CHECKING:
     from .config import SweepConfig
 
 HEARTBEAT_S = 30.0
-CRASHED = "the worker process died (killed, or out of memory)"
 # Fields that do not change what a run computes, left out of its hash (so adding such an option
 # never reruns finished sweeps).
 NOT_HASHED = ("out", "progress", "resume", "overwrite", "checkpoint_every", "threads", "allow_unknown_words")
@@ -126,7 +125,7 @@ def execute(task: dict) -> dict:
     earlier driver that died before recording it, and is adopted as it is."""
     import json
 
-    _init_worker()  # Ray workers get no initializer
+    init_worker()  # Ray workers get no initializer
     run_dir = Path(task["run_dir"])
     summary_path = run_dir / "summary.json"
     try:
@@ -155,54 +154,6 @@ def execute(task: dict) -> dict:
         tail = "".join(traceback.format_exception(type(e), e, e.__traceback__)[-3:])
         return {"ok": False, "error": f"{type(e).__name__}: {e}\n{tail}", "user_error": False}
 
-
-def _init_worker(driver_pid: int | None = None) -> None:
-    """Parallel runs each get one thread (N workers x M threads on N cores only thrash) and keep
-    model-loading progress bars out of the sweep's own bar. With ``driver_pid`` (the local pool's
-    initializer), the worker also dies with its driver (`_die_with_parent`)."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    if driver_pid is not None:
-        _die_with_parent(driver_pid)
-
-
-PARENT_POLL_S = 1.0
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """End this process when ``parent_pid`` (the sweep driver) dies, even by SIGKILL.
-
-    A pool worker blocks on its task queue, whose write end every worker holds too, so a killed
-    driver would leave its workers (each with a prior loaded) waiting forever. On Linux the kernel
-    sends SIGTERM when the parent dies (``prctl(PR_SET_PDEATHSIG)``; strictly when the *thread* that
-    started the worker ends, and the driver starts its pool from the thread that runs the sweep,
-    which outlives the pool). Everywhere, and as a backstop if SIGTERM is ignored, a daemon thread
-    compares ``os.getppid()`` with the driver's pid every `PARENT_POLL_S` seconds: an orphan is
-    re-parented, so its parent pid changes. A driver already gone before this ran is caught at once."""
-    import signal
-    import threading
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        except (OSError, AttributeError):  # no libc prctl (e.g. a static build): the thread still works
-            pass
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(PARENT_POLL_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="rewardsds-parent-watch", daemon=True).start()
 
 
 def run_sweep(cfg: SweepConfig, execute_fn: Callable[[dict], dict] | None = None) -> dict:
@@ -252,7 +203,7 @@ def _run_phase(cfg: SweepConfig, store: Store, specs: list[RunSpec], out: Path, 
         if not (out / r.run_dir / "summary.json").exists():
             store.reopen(r.id)
     store.rearm(ids)
-    backend = _make_backend(cfg, fn, len(ids) - store.counts(ids)["done"])
+    backend = make_backend(cfg, fn, len(ids) - store.counts(ids)["done"])
     try:
         stats = _drive(cfg, store, ids, owner, backend, out)
     finally:
@@ -312,12 +263,6 @@ def equal_time_specs(cfg: SweepConfig, store: Store, specs: list[RunSpec], ids: 
     return controls, {"equal_time": {"of": method, "ratio": round(ratio, 4), "source": source, "steps": steps}}
 
 
-def _make_backend(cfg: SweepConfig, fn: Callable[[dict], dict], todo: int):
-    if cfg.ray is not None:
-        return RayBackend(cfg.ray, fn, cfg.workers, cfg.ray_gpus)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return LocalBackend(fn, cfg.workers or max(1, min(cores, todo)))
-
 
 def _drive(cfg: SweepConfig, store: Store, ids: list[int], owner: str, backend, out: Path) -> dict:
     from tqdm import tqdm
@@ -373,107 +318,3 @@ def _drive(cfg: SweepConfig, store: Store, ids: list[int], owner: str, backend, 
     finally:
         bar.close()
     return {"ran": ran, "skipped": skipped, "seconds": time.time() - t0}
-
-
-class LocalBackend:
-    """A spawn-context ProcessPoolExecutor (fork would copy a driver that may hold CUDA or threads)
-    whose workers end when the driver does."""
-
-    def __init__(self, fn: Callable[[dict], dict], workers: int) -> None:
-        self.fn, self.slots = fn, workers
-        self.pool = None
-        self.pool_of: dict = {}  # future -> the pool that runs it
-
-    def _pool(self):
-        if self.pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self.pool = ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(os.getpid(),))
-        return self.pool
-
-    def submit(self, task: dict):
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            fut = self._pool().submit(self.fn, task)
-        except BrokenProcessPool:  # a worker died since the last wait(): its runs come back there,
-            self.pool = None  # this one never started, so it goes to a fresh pool
-            fut = self._pool().submit(self.fn, task)
-        self.pool_of[fut] = self.pool
-        return fut
-
-    def wait(self, handles: list, timeout: float) -> list[tuple[object, dict]]:
-        """Results of the handles done within timeout. A crash breaks the whole pool: every run it held
-        comes back at once with ``crashed`` = how many died, so that a lone crash names its culprit."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
-
-        done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
-        n_crashed = 1
-        broken = [self.pool_of[f] for f in done if isinstance(f.exception(), BrokenProcessPool)]
-        if broken:  # the rest of that pool's futures fail within moments; collect them together
-            group = [h for h in handles if self.pool_of.get(h) is broken[0]]
-            done = set(done) | wait(group, timeout=120).done
-            n_crashed = sum(f.done() and isinstance(f.exception(), BrokenProcessPool) for f in group)
-            broken[0].shutdown(wait=False, cancel_futures=True)
-            if self.pool is broken[0]:
-                self.pool = None  # a broken pool accepts nothing more: the next submit starts a fresh one
-        out = []
-        for fut in done:
-            self.pool_of.pop(fut, None)
-            exc = fut.exception()
-            if exc is None:
-                out.append((fut, fut.result()))
-            elif isinstance(exc, BrokenProcessPool):
-                out.append((fut, {"ok": False, "error": CRASHED, "crashed": n_crashed}))
-            else:  # e.g. a result that did not unpickle
-                out.append((fut, {"ok": False, "error": f"{type(exc).__name__}: {exc}"}))
-        return out
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class RayBackend:
-    """Ray tasks (1 CPU each, no automatic retries: the driver decides) on an existing cluster
-    ('auto', 'ray://host:port') or on a fresh local instance ('local')."""
-
-    def __init__(self, address: str, fn: Callable[[dict], dict], workers: int, gpus: float) -> None:
-        try:
-            import ray
-        except ImportError as e:
-            raise UserError("--ray needs Ray, an optional extra: pip install 'rewardsds[ray]'") from e
-        self.ray, self.started = ray, False
-        if not ray.is_initialized():
-            local = address == "local"
-            try:
-                ray.init(address=None if local else address, num_cpus=(workers or None) if local else None,
-                         include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UserError(f"cannot connect to Ray at {address!r}: {e}") from e
-            self.started = True
-        opts = {"num_cpus": 1, "max_retries": 0, **({"num_gpus": gpus} if gpus else {})}
-        self.remote = ray.remote(**opts)(fn)
-        self.slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-    def submit(self, task: dict):
-        return self.remote.remote(task)
-
-    def wait(self, handles: list, timeout: float) -> list[tuple[object, dict]]:
-        ready, rest = self.ray.wait(handles, num_returns=1, timeout=timeout)
-        if ready and rest:
-            ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-        out = []
-        for ref in ready:
-            try:
-                out.append((ref, self.ray.get(ref)))
-            except self.ray.exceptions.RayError as e:  # worker or node died, out of memory, ...
-                out.append((ref, {"ok": False, "error": f"{CRASHED}: {type(e).__name__}: {e}"}))
-        return out
-
-    def close(self) -> None:
-        if self.started:
-            self.ray.shutdown()
