@@ -15,7 +15,7 @@
 #   BASELINE: the eval's baseline variant (default: today's sds, "sds [cfg=7.5, init_samples=4]")
 #   e.g. BASE_METHODS=sds LEVER="--init-samples 8" BASELINE="sds [cfg=20, init_samples=0]" bash ...
 # Cost per image on one core (1 torch thread): sds ~25 s, reward-sds ~100 s on the machine that made the
-# README's figures (about 3x the world_tables.sh header's); the 4 samples add ~3 s.
+# README's figures (about 3x the world_tables.sh header's); the 4 samples add ~9 CPU-s.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
