@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from .candidates import Candidates, preview
+from .errors import RewardError
 from .priors.base import DiffusionPrior
 
 
@@ -61,5 +62,8 @@ def best_of_samples(prior: DiffusionPrior, prompts: list[str], n: int, reward=No
     images = images.view(len(prompts), n, *images.shape[1:])
     if reward is None:
         return images[:, 0], None
-    scores = torch.as_tensor(reward(images.flatten(0, 1), expanded)).float().cpu().view(len(prompts), n)
+    try:
+        scores = torch.as_tensor(reward(images.flatten(0, 1), expanded)).float().cpu().view(len(prompts), n)
+    except ValueError as e:  # as in the loop: the reward contract's message names the reward and what is wrong
+        raise RewardError(str(e)) from e
     return images[torch.arange(len(prompts)), scores.argmax(1)], scores

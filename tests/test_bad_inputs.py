@@ -151,10 +151,12 @@ def test_out_is_a_file(tmp_path, capsys):
     assert f.read_text() == "keep me"
 
 
-def test_reward_that_returns_nan_mid_run(tmp_path, capsys):
+@pytest.mark.parametrize("start", ["0", "2"], ids=["mid-run", "picking-the-start"])
+def test_reward_that_returns_nan_mid_run(tmp_path, capsys, start):
     out = tmp_path / "run"
     code, err = _call(capsys, ["generate", P, "--out", str(out), "--steps", "3", "--no-progress",
-                               "--reward", "tests.helpers.rewards:nan_reward"])
+                               "--reward", "tests.helpers.rewards:nan_reward", "--init-samples", start,
+                               "--init-sample-steps", "2"])
     _assert_one_line(code, err, "non-finite")
 
 
