@@ -31,7 +31,8 @@ from rewardsds.world.judge import judge  # noqa: E402
 
 
 def label(conf: dict) -> str:
-    start = f"init=best-of-{conf['init_samples']}" if conf.get("init_samples") else "init=colour"
+    picked = "best" if conf["method"].startswith("reward-") else "first"  # a method without a reward takes the first
+    start = f"init={picked}-of-{conf['init_samples']}" if conf.get("init_samples") else "init=colour"
     t_max = f" t_max={conf['t_max']:g}" if conf.get("t_max", 0.98) != 0.98 else ""
     return f"{conf['method']} cfg={conf['cfg']:g}{t_max} {start}"
 

@@ -34,6 +34,7 @@ def _run(folder: Path, name: str, conf: dict, prompt: str, facts: dict, start=No
 
 def test_labels_name_the_levers(rl):
     assert rl.label({"method": "sds", "cfg": 20.0, "t_max": 0.98}) == "sds cfg=20 init=colour"
+    assert rl.label({"method": "sds", "cfg": 7.5, "init_samples": 4}) == "sds cfg=7.5 init=first-of-4"
     assert rl.label({"method": "reward-sds", "cfg": 7.5, "t_max": 0.5, "init_samples": 4}) == \
         "reward-sds cfg=7.5 t_max=0.5 init=best-of-4"
 
