@@ -36,7 +36,7 @@
 # Table 1 runs at today's world defaults: the SDS family distils at CFG 7.5 from the best of 4 prior samples
 # (reward-sds picks by its reward, sds takes the first). Measured so on the machine that made the README's
 # Table 1 (2 workers on 2 cores): sds 27 s, reward-sds 76 s of optimisation per image, plus ~9 CPU-s (13-14 s
-# wall) for the start of either; its two main rows took ~2 h there. Budget (the per-image seconds below were measured on an earlier 2-core machine; on the one that made the
+# wall) for the start of either: its two main rows are ~2.3 h of 2 cores from scratch. Budget (the per-image seconds below were measured on an earlier 2-core machine; on the one that made the
 # controls tables they were about 3x larger: sds 27 s, reward-sds 75-105 s, vsd ~140 s, reward-vsd ~250 s
 # with 3-4 jobs on 2 cores): 150 optimisation steps per image (the world default is 300; 150 already separates the
 # methods), N=4, S=1, reward world-clip unless the table varies it. Measured per image on one core
