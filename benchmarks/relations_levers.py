@@ -29,12 +29,17 @@ sys.path.insert(0, str(ROOT))
 from rewardsds.eval.aggregate import bootstrap_mean, paired_difference  # noqa: E402
 from rewardsds.world.judge import judge  # noqa: E402
 
+OTHER_DEFAULTS = {"reward": "world-clip", "weighting": "top-bottom", "n_noises": 4, "steps": 150}
+"""settings named in a label when a run differs from them (steps: the benchmark tables' count)"""
+
 
 def label(conf: dict) -> str:
     picked = "best" if conf["method"].startswith("reward-") else "first"  # a method without a reward takes the first
     start = f"init={picked}-of-{conf['init_samples']}" if conf.get("init_samples") else "init=colour"
     t_max = f" t_max={conf['t_max']:g}" if conf.get("t_max", 0.98) != 0.98 else ""
-    return f"{conf['method']} cfg={conf['cfg']:g}{t_max} {start}"
+    # what else a shared run folder may hold beside the levers (Table 1's cross-evaluation and controls)
+    rest = [f"{k}={conf[k]}" for k, default in OTHER_DEFAULTS.items() if conf.get(k, default) != default]
+    return " ".join([f"{conf['method']} cfg={conf['cfg']:g}{t_max} {start}", *rest])
 
 
 def start_verdict(run: Path, prompt: str) -> tuple[float, bool] | None:
@@ -57,14 +62,22 @@ def start_verdict(run: Path, prompt: str) -> tuple[float, bool] | None:
 def collect(folders: list[Path]) -> dict[str, dict]:
     variants: dict[str, dict] = defaultdict(lambda: {"judge": {}, "all": {}, "start": {}, "start_all": {},
                                                       "seconds": []})
+    seen: dict[tuple, Path] = {}
     for folder in folders:
         for summary in sorted(folder.glob("runs/*/summary.json")):
+            run = summary.parent.resolve()
+            if run in seen.values():  # sweeps that share one run folder
+                continue
             s = json.loads(summary.read_text())
             conf = json.loads((summary.parent / "config.json").read_text())
             if not s.get("judge"):
                 continue
             prompt = s["prompts"][0]
             v, key = variants[label(conf)], (prompt, conf["seed"])
+            if (label(conf), *key) in seen:
+                raise ValueError(f"two runs read as {label(conf)!r} for {key}: {seen[(label(conf), *key)]} and "
+                                 f"{run}; the label misses what tells them apart")
+            seen[(label(conf), *key)] = run
             v["judge"][key] = 100 * s["judge"][0]["accuracy"]
             v["all"][key] = 100 * all(s["judge"][0]["facts"].values())
             v["seconds"].append(s["seconds"])
@@ -106,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"relations_levers: not sweep folders (no runs/): {', '.join(missing)}", file=sys.stderr)
         return 2
-    text = table(collect(args.folders), args.baseline)
+    try:
+        variants = collect(args.folders)
+    except ValueError as e:
+        print(f"relations_levers: {e}", file=sys.stderr)
+        return 2
+    text = table(variants, args.baseline)
     print(text, end="")
     if args.md:
         args.md.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,18 @@ def test_labels_name_the_levers(rl):
     assert rl.label({"method": "sds", "cfg": 7.5, "init_samples": 4}) == "sds cfg=7.5 init=first-of-4"
     assert rl.label({"method": "reward-sds", "cfg": 7.5, "t_max": 0.5, "init_samples": 4}) == \
         "reward-sds cfg=7.5 t_max=0.5 init=best-of-4"
+    # a shared run folder also holds Table 1's cross-evaluation and controls: they must not merge
+    assert rl.label({"method": "reward-sds", "cfg": 7.5, "reward": "world-aesthetic", "weighting": "mean"}) == \
+        "reward-sds cfg=7.5 init=colour reward=world-aesthetic weighting=mean"
+    assert rl.label({"method": "sds", "cfg": 7.5, "steps": 412}) == "sds cfg=7.5 init=colour steps=412"
+
+
+def test_two_runs_of_one_variant_and_unit_are_an_error(rl, tmp_path, capsys):
+    prompt = "a red circle"
+    for name in ("r1", "r2"):
+        _run(tmp_path, name, {"method": "sds", "cfg": 20.0, "seed": 0, "lr": 0.01 if name == "r1" else 0.02},
+             prompt, {"a": True})
+    assert rl.main([str(tmp_path)]) == 2 and "label misses" in capsys.readouterr().err
 
 
 def test_the_start_is_read_back_from_init_png_and_judged(rl, tmp_path):
