@@ -41,7 +41,7 @@ def test_the_reward_picks_its_best_sample_per_prompt_and_no_reward_takes_the_fir
         best_of_samples(prior, prompts, 0)
 
 
-def test_generate_starts_from_the_picked_sample(tmp_path, tiny_pixel_dir):
+def test_generate_starts_from_the_picked_sample(tmp_path, tiny_pixel_dir, capsys):
     out = tmp_path / "run"
     code = main(["generate", "a red circle", "--prior", str(tiny_pixel_dir), "--reward",
                  "tests.helpers.rewards:redness", "--steps", "2", "--init-samples", "3",
@@ -51,6 +51,7 @@ def test_generate_starts_from_the_picked_sample(tmp_path, tiny_pixel_dir):
     init = summary["init_samples"]
     assert init["n"] == 3 and init["picked_by"] == "reward" and len(init["rewards"][0]) == 3
     assert init["seconds"] > 0
+    assert "start: init.png, the reward's pick of 3 prior samples" in capsys.readouterr().out
     assert (out / "init.png").exists() and (out / "init_raw.png").exists()
 
 

@@ -219,6 +219,13 @@ def describe(name: str, summary: dict) -> str:
     if video:
         kind = "MP4" if str(video).endswith(".mp4") else "GIF (install imageio-ffmpeg for MP4)"
         lines.append(f"  video: {video} ({kind})")
+    start = summary.get("init_samples")
+    if start:  # the sampled start: its own time (not in "done in"), and what the judge read in it
+        how = "the reward's pick" if start.get("picked_by") == "reward" else "the first"
+        took = f", {start['seconds']:.1f} s" if start.get("seconds") is not None else ""
+        read = [f"{sum(bool(v) for v in j['facts'].values())}/{len(j['facts'])}" for j in start.get("judge") or []]
+        judged = f"; judge {', '.join(read)} facts right" if read else ""
+        lines.append(f"  start: init.png, {how} of {start['n']} prior samples{took}{judged}")
     for i, verdict in enumerate(summary.get("judge") or []):
         facts = verdict.get("facts", {})
         right = sum(bool(v) for v in facts.values())
