@@ -74,9 +74,9 @@ SD_DEFAULTS = FamilyDefaults(
     reward="imagereward", reward_fallback="clip", edit_t_range=(0.05, 0.95), edit_time_weighting="constant",
     vsd_lora_rank=4, vsd_lr=3e-4)
 # The 3D world's prior is the 2D world's model and trainer on 3D renders (same pixel space, size, schedule),
-# so its 2D/3D defaults are the 2D world's; only its reward and its view words differ: it was trained on
-# view-suffixed captions, so gen3d appends them by default.
-# (The 3D world keeps the earlier 2D defaults: nothing of issue 11 was measured on its prior.)
+# so its defaults are the 2D world's as they were before the sampled start (nothing of that was measured on
+# its prior); only its reward and its view words differ: it was trained on view-suffixed captions, so gen3d
+# appends them by default.
 WORLD3D_DEFAULTS = dataclasses.replace(WORLD_DEFAULTS_BEFORE, view_dependent_3d=True, reward="world3d-clip")
 WORLD3D_MV_DEFAULTS = dataclasses.replace(WORLD3D_DEFAULTS, view_dependent_3d=False)  # multi-view: cameras, not words
 REWARD_PACKAGES = {"imagereward": ("ImageReward", "imagereward")}
