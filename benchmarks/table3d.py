@@ -1,7 +1,8 @@
 """The 3D table (the paper's Table 2 on the 3D world): SDS vs RewardSDS, read by the exact judge3d.
 
     python benchmarks/table3d.py [--prompts benchmarks/world3d_prompts.txt] [--seeds 0 1]
-        [--methods sds reward-sds] [--prior world3d] [--jobs N] [--device auto] [--out out/table3d]
+        [--methods sds reward-sds] [--prior world3d] [--representation field] [--jobs N] [--device auto]
+        [--out out/table3d]
 
 For every prompt, seed and method, `rewardsds gen3d PROMPT --prior world3d --method M --seed S` runs with
 the 3D world's defaults (the table measures the defaults; only --steps may be given for a smoke test) and
@@ -37,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--methods", nargs="+", default=["sds", "reward-sds"])
     ap.add_argument("--prior", default="world3d", help="prior alias or folder (a 3D world prior)")
+    ap.add_argument("--representation", choices=["field", "gaussians"], default="field",
+                    help="what gen3d optimises (use a separate --out per representation)")
     ap.add_argument("--steps", type=int, default=None, help="override the family's step count (smoke tests only)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (each one torch thread)")
@@ -85,7 +88,7 @@ def work(args: argparse.Namespace, k: int, n: int) -> None:
         if (out / "summary.json").exists():
             continue
         cfg = Gen3DConfig(prompt=prompt, prior=args.prior, method=method, seed=seed, out=out, device=args.device,
-                          threads=1, progress=False, overwrite=out.exists(),
+                          threads=1, progress=False, overwrite=out.exists(), representation=args.representation,
                           **({"steps": args.steps} if args.steps else {}))
         s = run_gen3d(cfg, models=models)
         verdict = s.get("judge3d") or {}
@@ -178,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no finished runs under {args.out}")
     lines = summarise(rs, args.methods)
     total = len(runs(args))
-    head = [f"# 3D table: {len(rs)} of {total} runs finished ({args.prompts.name}, seeds "
+    head = [f"# 3D table ({args.prior}, {args.representation}): {len(rs)} of {total} runs finished "
+            f"({args.prompts.name}, seeds "
             f"{' '.join(map(str, args.seeds))}; {time.time() - t0:.0f} s this call)", ""]
     text = "\n".join(head + lines) + "\n"
     print(text)
