@@ -5,13 +5,14 @@
         [--out out/table3d]
 
 For every prompt, seed and method, `rewardsds gen3d PROMPT --prior world3d --method M --seed S` runs with
-the 3D world's defaults (the table measures the defaults; only --steps may be given for a smoke test) and
+the 3D world's defaults (the table measures the defaults; --steps overrides the step count, for a smoke
+test or a variant measured as such, e.g. the Gaussians at a third of the field's 400 steps) and
 its summary.json's ``judge3d`` verdict is read: the share of facts right (colours, shapes, relation,
 count), every fact right, and duplicated objects (the 3D face of the Janus problem). Printed and written
 to OUT/table.md: per method the means with 95% bootstrap CIs over prompts, by category (one object,
 two objects), seconds per asset, and the paired difference RewardSDS - SDS per (prompt, seed).
 
---jobs N runs N worker processes (one torch thread each), each taking every N-th run; they share the GPU
+--jobs N runs N worker processes (one torch thread each), each taking every N-th (prompt, seed); they share the GPU
 when --device is cuda. Finished runs (a summary.json in their folder) are reused, so an interrupted
 table is finished by running the same command again.
 """
@@ -40,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--prior", default="world3d", help="prior alias or folder (a 3D world prior)")
     ap.add_argument("--representation", choices=["field", "gaussians"], default="field",
                     help="what gen3d optimises (use a separate --out per representation)")
-    ap.add_argument("--steps", type=int, default=None, help="override the family's step count (smoke tests only)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="override the family's step count (smoke tests; the Gaussians at a third of the steps)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (each one torch thread)")
     ap.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # K/N: a worker's share of the runs
@@ -74,8 +76,16 @@ def runs(args: argparse.Namespace) -> list[tuple[str, int, str, Path]]:
             for m in args.methods]
 
 
+def share(args: argparse.Namespace, k: int, n: int) -> list[tuple[str, int, str, Path]]:
+    """Worker k's runs of n: every n-th (prompt, seed) from the k-th, with all its methods."""
+    per_pair = len(args.methods)
+    return [r for i, r in enumerate(runs(args)) if (i // per_pair) % n == k]
+
+
 def work(args: argparse.Namespace, k: int, n: int) -> None:
-    """Run this worker's share (every n-th run from the k-th), loading the prior and reward once."""
+    """Run this worker's share, loading the prior and reward once: every n-th (prompt, seed) from the k-th,
+    all its methods in a row, so that every worker does the same mix of cheap and costly methods and a
+    table stopped early holds pairs (sharding single runs gave each of 2 workers one method)."""
     import torch
 
     from rewardsds.app.models import ModelCache
@@ -84,7 +94,7 @@ def work(args: argparse.Namespace, k: int, n: int) -> None:
 
     torch.set_num_threads(1)
     models = ModelCache()
-    for prompt, seed, method, out in runs(args)[k::n]:
+    for prompt, seed, method, out in share(args, k, n):
         if (out / "summary.json").exists():
             continue
         cfg = Gen3DConfig(prompt=prompt, prior=args.prior, method=method, seed=seed, out=out, device=args.device,

@@ -41,6 +41,16 @@ def test_runs_pair_both_methods_and_put_seeds_outermost(prompts_file, tmp_path):
     assert [s for _, s, _ in order] == [0] * 6 + [1] * 6  # a table stopped early still holds whole seeds
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_worker_shares_cover_every_run_once_and_keep_pairs_together(prompts_file, tmp_path, n):
+    args = table3d.parse_args(["--prompts", str(prompts_file), "--out", str(tmp_path / "t")])
+    shares = [table3d.share(args, k, n) for k in range(n)]
+    assert sorted(r for s in shares for r in s) == sorted(table3d.runs(args))
+    for s in shares:  # each worker runs both methods of its (prompt, seed) pairs
+        pairs = {(p, seed) for p, seed, _, _ in s}
+        assert len(s) == 2 * len(pairs)
+
+
 def test_unknown_representation_and_bad_prompt_are_refused(prompts_file, tmp_path, capsys):
     with pytest.raises(SystemExit):
         table3d.parse_args(["--prompts", str(prompts_file), "--representation", "mesh"])
