@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_PROMPTS = ROOT / "benchmarks" / "world3d_prompts.txt"
+CATEGORIES = {"all": lambda r: True, "one object": lambda r: r["objects"] == 1,
+              "two objects": lambda r: r["objects"] == 2}
+"""the table's row groups: category -> does a row (one run) belong to it"""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -147,10 +150,8 @@ def summarise(rows_: list[dict], methods: list[str]) -> list[str]:
 
     lines = ["| method | category | n | judge3d facts % | every fact right % | duplicated % | s/asset |",
              "|---|---|---|---|---|---|---|"]
-    cats = {"all": lambda r: True, "one object": lambda r: r["objects"] == 1,
-            "two objects": lambda r: r["objects"] == 2}
     for m in methods:
-        for cat, keep in cats.items():
+        for cat, keep in CATEGORIES.items():
             rs = [r for r in rows_ if r["method"] == m and keep(r)]
             if not rs:
                 continue
@@ -161,7 +162,7 @@ def summarise(rows_: list[dict], methods: list[str]) -> list[str]:
     base = methods[0]
     for m in methods[1:]:
         lines += ["", f"Paired {m} - {base} (same prompt and seed; 95% CI over prompts):", ""]
-        for cat, keep in cats.items():
+        for cat, keep in CATEGORIES.items():
             for key, label in (("accuracy", "judge3d facts"), ("all_correct", "every fact right"),
                                ("duplicated", "duplicated")):
                 a = {(r["prompt"], r["seed"]): r[key] for r in rows_ if r["method"] == m and keep(r)}

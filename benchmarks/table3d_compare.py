@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # table3d.py beside this file: its row categories
 
 KEYS = (("accuracy", "judge3d facts", 100.0, "points"), ("all_correct", "every fact right", 100.0, "points"),
         ("duplicated", "duplicated", 100.0, "points"), ("seconds", "seconds per asset", 1.0, "s"))
@@ -34,12 +35,13 @@ def load_rows(folder: Path) -> list[dict]:
 
 
 def compare(a_rows: list[dict], b_rows: list[dict], methods: list[str], a_name: str, b_name: str) -> list[str]:
+    from table3d import CATEGORIES
+
     from rewardsds.eval.aggregate import paired_difference
 
     lines = []
     for m in methods:
-        for cat, keep in (("all", lambda r: True), ("one object", lambda r: r["objects"] == 1),
-                          ("two objects", lambda r: r["objects"] == 2)):
+        for cat, keep in CATEGORIES.items():
             a = [r for r in a_rows if r["method"] == m and keep(r)]
             b = [r for r in b_rows if r["method"] == m and keep(r)]
             for key, label, scale, unit in KEYS:
