@@ -1,12 +1,13 @@
 """The 3D table (the paper's Table 2 on the 3D world): SDS vs RewardSDS, read by the exact judge3d.
 
     python benchmarks/table3d.py [--prompts benchmarks/world3d_prompts.txt] [--seeds 0 1]
-        [--methods sds reward-sds] [--prior world3d] [--representation field] [--jobs N] [--device auto]
+        [--methods sds reward-sds] [--prior world3d] [--representation gaussians|field] [--jobs N] [--device auto]
         [--out out/table3d]
 
 For every prompt, seed and method, `rewardsds gen3d PROMPT --prior world3d --method M --seed S` runs with
-the 3D world's defaults (the table measures the defaults; --steps overrides the step count, for a smoke
-test or a variant measured as such, e.g. the Gaussians at a third of the field's 400 steps) and
+the 3D world's defaults (the table measures the defaults: Gaussians, 133 steps; --representation field gives
+the field at its 400 steps; --steps overrides the step count, for a smoke test or a variant measured as
+such) and
 its summary.json's ``judge3d`` verdict is read: the share of facts right (colours, shapes, relation,
 count), every fact right, and duplicated objects (the 3D face of the Janus problem). Printed and written
 to OUT/table.md: per method the means with 95% bootstrap CIs over prompts, by category (one object,
@@ -42,10 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--methods", nargs="+", default=["sds", "reward-sds"])
     ap.add_argument("--prior", default="world3d", help="prior alias or folder (a 3D world prior)")
-    ap.add_argument("--representation", choices=["field", "gaussians"], default="field",
-                    help="what gen3d optimises (use a separate --out per representation)")
+    ap.add_argument("--representation", choices=["field", "gaussians"], default=None,
+                    help="what gen3d optimises (default: the prior's, Gaussians on the 3D world; use a separate "
+                         "--out per representation)")
     ap.add_argument("--steps", type=int, default=None,
-                    help="override the family's step count (smoke tests; the Gaussians at a third of the steps)")
+                    help="override the family's step count (smoke tests; variants measured as such)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (each one torch thread)")
     ap.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # K/N: a worker's share of the runs
@@ -175,6 +177,8 @@ def summarise(rows_: list[dict], methods: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from rewardsds.defaults import family_defaults
+
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.shard is not None:
@@ -192,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no finished runs under {args.out}")
     lines = summarise(rs, args.methods)
     total = len(runs(args))
-    head = [f"# 3D table ({args.prior}, {args.representation}): {len(rs)} of {total} runs finished "
+    rep = args.representation or family_defaults(args.prior).representation_3d
+    head = [f"# 3D table ({args.prior}, {rep}): {len(rs)} of {total} runs finished "
             f"({args.prompts.name}, seeds "
             f"{' '.join(map(str, args.seeds))}; {time.time() - t0:.0f} s this call)", ""]
     text = "\n".join(head + lines) + "\n"

@@ -74,8 +74,9 @@ class Gen3DConfig(CommonConfig):
     cameras: CameraRanges = CameraRanges()
     """ranges that training cameras are drawn from (3D world prior: elevations within 0-60, its training
     range; the default -10..45 becomes 0..45)"""
-    representation: Literal["field", "gaussians"] = "field"
-    """what is optimised: a radiance field (grids + MLP, volume rendered) or 3D Gaussians (splatted)"""
+    representation: Literal["field", "gaussians"] | None = None
+    """what is optimised: a radiance field (grids + MLP, volume rendered) or 3D Gaussians (splatted)
+    (default: the prior's: gaussians for the 3D world priors, field otherwise)"""
     grid: FieldConfig = FieldConfig()
     """the radiance field's feature grids and decoder"""
     gaussians: GaussianConfig = GaussianConfig()
@@ -114,8 +115,10 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     d = prior_defaults(cfg.prior, cfg.method)
     if fam.guidance_scale_3d is not None:
         d["cfg"] = fam.guidance_scale_3d[cfg.method.removeprefix("reward-")]
-    d.update(steps=fam.steps_3d, lr=1e-2, views=fam.views_3d, render_resolutions=(fam.render_resolution_3d,),
-             view_dependent=fam.view_dependent_3d)
+    rep = cfg.representation or fam.representation_3d
+    steps = fam.gaussian_steps_3d if rep == "gaussians" and fam.gaussian_steps_3d else fam.steps_3d
+    d.update(representation=rep, steps=steps, lr=1e-2, views=fam.views_3d,
+             render_resolutions=(fam.render_resolution_3d,), view_dependent=fam.view_dependent_3d)
     if prior_views(cfg.prior) > 1:  # one camera set per step; the cameras, not words, tell the views
         d.update(views=prior_views(cfg.prior), view_dependent=False)
     fill = {k: v for k, v in d.items() if getattr(cfg, k) is None}

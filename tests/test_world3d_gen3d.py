@@ -46,9 +46,15 @@ def test_the_3d_family_is_a_pixel_world_with_view_prompts_and_its_cameras(no_3d_
     assert cfg.background_color == BACKGROUND and cfg.cameras.elevation == (0.0, 45.0) and resolve3d(cfg) == cfg
     with pytest.raises(ValueError, match="0-60"):
         resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d", cameras=CameraRanges(elevation=(10.0, 80.0))))
-    # the 2D world keeps its own: no view words, the default cameras
+    # Gaussians for a third of the field's steps (annealing over 80% of them); the field keeps its 400
+    assert (cfg.representation, cfg.steps, cfg.t_anneal_steps) == ("gaussians", 133, 106)
+    field = resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d", representation="field"))
+    assert (field.representation, field.steps, field.t_anneal_steps) == ("field", 400, 320)
+    assert resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d", steps=50)).steps == 50
+    # the 2D world keeps its own: no view words, the default cameras, the field
     flat = resolve3d(Gen3DConfig(prompt="a red circle"))
     assert (flat.view_dependent, flat.reward, flat.cameras) == (False, "world-clip", CameraRanges())
+    assert (flat.representation, flat.steps) == ("field", 400)
 
 
 # --- the judge3d verdict on a known scene, through gen3d's code path -------------------------------------------
