@@ -143,6 +143,11 @@ def test_prior_trainer_writes_a_view_aware_3d_prior(tiny3d):
     with torch.no_grad():
         states = prior.text_encoder(input_ids=enc.input_ids).last_hidden_state
     assert not torch.allclose(states[0], states[1])
+    # heads of HEAD_DIM channels, also after the folder round trip (diffusers' attention_head_dim counts heads)
+    from rewardsds.world.train.prior import HEAD_DIM
+
+    attn = [m for n, m in prior.unet.named_modules() if n.endswith("attn1")]
+    assert attn and all(m.inner_dim // m.heads == HEAD_DIM for m in attn)
 
 
 def test_2d_trainers_keep_their_world_and_defaults():
