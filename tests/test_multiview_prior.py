@@ -181,12 +181,17 @@ def test_the_loader_says_when_a_folder_is_not_a_multiview_model(tiny_pixel_dir, 
     (no_cam / "unet" / "config.json").write_text(json.dumps({**cfg, "class_embed_type": None}))
     with pytest.raises(PriorLoadError, match="no camera input"):
         MultiViewPrior.from_pretrained(no_cam)
-    # MVDream's diffusers port: recognised, its own U-Net class named
+    # MVDream's diffusers port: recognised and converted (tests/test_mvdream_port.py); without its LDM parameters
+    # it says what is missing
     port = tmp_path / "mvdream"
     shutil.copytree(mv_dir, port)
     (port / "model_index.json").write_text(json.dumps({"_class_name": "MVDreamPipeline"}))
     (port / "unet" / "config.json").write_text(json.dumps({"_class_name": "MultiViewUNetModel", "camera_dim": 16}))
-    with pytest.raises(PriorLoadError, match="MultiViewUNetModel"):
+    with pytest.raises(PriorLoadError, match="lacks an LDM U-Net parameter"):
+        MultiViewPrior.from_pretrained(port)
+    # a U-Net class that is neither
+    (port / "unet" / "config.json").write_text(json.dumps({"_class_name": "SomeOtherUNet"}))
+    with pytest.raises(PriorLoadError, match="'SomeOtherUNet' U-Net"):
         MultiViewPrior.from_pretrained(port)
     assert set(CAMERA_UNET_KWARGS) <= set(cfg)
 

@@ -47,7 +47,7 @@ class DiffusersPrior(DiffusionPrior):
             except _compat.WeightsUnavailableError as e:
                 raise PriorLoadError(str(e)) from e
 
-        from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+        from diffusers import AutoencoderKL, DDIMScheduler
         from transformers import AutoTokenizer, CLIPTextModel
 
         _compat.quiet_loading()
@@ -56,7 +56,7 @@ class DiffusersPrior(DiffusionPrior):
         kw = dict(local_files_only=local_files_only)
         has_vae = (Path(path) / "vae").is_dir() if Path(path).is_dir() else True
         try:
-            unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **kw)
+            unet = cls._load_unet(path, dtype, kw)
             text = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype, **kw)
             tok = AutoTokenizer.from_pretrained(path, subfolder="tokenizer", **kw)
             sched = DDIMScheduler.from_pretrained(path, subfolder="scheduler", **kw)
@@ -71,6 +71,13 @@ class DiffusersPrior(DiffusionPrior):
 
             prior.family = json.loads(index.read_text()).get("_class_name", "")
         return prior
+
+    @classmethod
+    def _load_unet(cls, path: str, dtype: torch.dtype, kw: dict):
+        """The folder's unet/ (a subclass may read another U-Net class into a diffusers one)."""
+        from diffusers import UNet2DConditionModel
+
+        return UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype, **kw)
 
     @property
     def dtype(self) -> torch.dtype:

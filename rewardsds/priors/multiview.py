@@ -27,8 +27,9 @@ The embedded multi-view prior (family `world3d.paths.WORLD3D_MV_FAMILY`, trained
 Folder layout: Stable Diffusion's (``model_index.json``, ``unet/``, ``text_encoder/``, ``tokenizer/``,
 ``scheduler/``, optional ``vae/``), with ``model_index.json``'s ``_class_name`` one of `MULTIVIEW_FAMILIES`.
 The real MVDream's diffusers port (``_class_name`` ``MVDreamPipeline``, e.g. ashawkey/mvdream-sd2.1-diffusers)
-is recognised but not loadable yet: its ``unet/`` is a custom ``MultiViewUNetModel`` (MVDream's own module
-layout) whose camera is the same c2w expressed in Blender's z-up world (``flip_yz @ c2w``); the loader says so.
+loads too: its ``unet/`` is MVDream's own ``MultiViewUNetModel``, converted at load into the diffusers U-Net
+above (`priors.mvdream`), and its camera is the same c2w in Blender's z-up world (``FLIP_YZ @ c2w``), which the
+prior applies (`MultiViewPrior.camera_frame`) before `camera_input`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import torch
 from ..world3d.paths import WORLD3D_MV_FAMILY
 from .base import Conditioning
 from .diffusers_prior import DiffusersPrior, PriorLoadError, check_layout
+from .mvdream import FLIP_YZ, MVDREAM_UNET_CLASS, is_mvdream_unet, load_mvdream_unet
 
 CAMERA_DIM = 16
 """the flattened 4x4 camera-to-world matrix"""
@@ -128,10 +130,13 @@ def check_multiview_folder(folder: Path) -> int:
                              f"{family or 'no _class_name'!r}, not one of {', '.join(MULTIVIEW_FAMILIES)}")
     unet = _read_json(folder / "unet" / "config.json")
     kind = unet.get("_class_name")
+    if kind == MVDREAM_UNET_CLASS:  # MVDream's own U-Net, converted at load (priors.mvdream)
+        if not unet.get("camera_dim"):
+            raise PriorLoadError(f"{str(folder)!r} ({family}): its {kind} has no camera input (camera_dim)")
+        return views
     if kind != "UNet2DConditionModel":
-        raise PriorLoadError(f"{str(folder)!r} ({family}) has a {kind!r} U-Net, not a diffusers UNet2DConditionModel; "
-                             "MVDream's diffusers port ships its own MultiViewUNetModel, which this loader does not "
-                             "convert yet")
+        raise PriorLoadError(f"{str(folder)!r} ({family}) has a {kind!r} U-Net, not a diffusers UNet2DConditionModel "
+                             f"or MVDream's {MVDREAM_UNET_CLASS}")
     got = {k: unet.get(k) for k in CAMERA_UNET_KWARGS}
     if got != CAMERA_UNET_KWARGS:
         raise PriorLoadError(f"{str(folder)!r} ({family}): its U-Net has no camera input ({got}); a multi-view "
@@ -149,6 +154,8 @@ class MultiViewPrior(DiffusersPrior):
             raise ValueError(f"a multi-view U-Net reads its camera through {CAMERA_UNET_KWARGS}, got {got}")
         self._views = 0
         self.set_views(views)
+        self.camera_frame: torch.Tensor | None = None
+        """4x4 applied on the left of every c2w before `camera_input` (MVDream's port: `mvdream.FLIP_YZ`)"""
 
     def set_views(self, views: int) -> None:
         """Make V = `views` (the attention processors span that many rows)."""
@@ -168,7 +175,15 @@ class MultiViewPrior(DiffusersPrior):
         prior = super().from_pretrained(path, device=device, dtype=dtype, local_files_only=True)
         if prior.views_per_sample != views:
             prior.set_views(views)
+        if is_mvdream_unet(Path(path)):
+            prior.camera_frame = FLIP_YZ.clone()
         return prior
+
+    @classmethod
+    def _load_unet(cls, path: str, dtype: torch.dtype, kw: dict):
+        if is_mvdream_unet(Path(path)):
+            return load_mvdream_unet(Path(path), dtype)
+        return super()._load_unet(path, dtype, kw)
 
     def _unet_inputs(self, emb: Conditioning, rows: int) -> dict:
         v = self._views
@@ -178,5 +193,8 @@ class MultiViewPrior(DiffusersPrior):
         if emb.cameras is None or emb.cameras.shape[0] != rows:
             raise ValueError(f"a multi-view prior needs one camera per row in the conditioning (cameras "
                              f"[{rows}, 4, 4], c2w); got {None if emb.cameras is None else tuple(emb.cameras.shape)}")
-        cams = camera_input(emb.cameras.to(self.device)).to(self.dtype)
+        c2w = emb.cameras.to(self.device).float()
+        if self.camera_frame is not None:
+            c2w = self.camera_frame.to(c2w.device) @ c2w
+        cams = camera_input(c2w).to(self.dtype)
         return {"class_labels": torch.cat([cams, cams])}
