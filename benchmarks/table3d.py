@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "--out per representation)")
     ap.add_argument("--steps", type=int, default=None,
                     help="override the family's step count (smoke tests; variants measured as such)")
+    ap.add_argument("--reward-steps", type=float, default=None,
+                    help="override gen3d's K, the steps that use rewards (a fraction in (0, 1] or a count); a "
+                         "variant measured as such")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (each one torch thread)")
     ap.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # K/N: a worker's share of the runs
@@ -60,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"no prompt file {str(args.prompts)!r}")
     if args.steps is not None and args.steps < 1:
         ap.error(f"--steps must be at least 1, got {args.steps}")
+    if args.reward_steps is not None and not args.reward_steps > 0:
+        ap.error(f"--reward-steps must be above 0, got {args.reward_steps}")
     if any(s < 0 for s in args.seeds):
         ap.error(f"--seeds must be >= 0, got {args.seeds}")
     from rewardsds.world3d.scenes import parse_caption
@@ -104,7 +109,8 @@ def work(args: argparse.Namespace, k: int, n: int) -> None:
             continue
         cfg = Gen3DConfig(prompt=prompt, prior=args.prior, method=method, seed=seed, out=out, device=args.device,
                           threads=1, progress=False, overwrite=out.exists(), representation=args.representation,
-                          **({"steps": args.steps} if args.steps else {}))
+                          **({"steps": args.steps} if args.steps else {}),
+                          **({"reward_steps": args.reward_steps} if args.reward_steps else {}))
         s = run_gen3d(cfg, models=models)
         verdict = s.get("judge3d") or {}
         print(f"[{k}/{n}] {method:10s} s{seed} {prompt:48s} judge3d {verdict.get('accuracy')} "
