@@ -108,8 +108,8 @@ def unet_config(image_size: int = 32, cross_attention_dim: int = 64) -> dict:
     `attention_head_dim` as the number of heads (a naming slip it keeps for old checkpoints), so the heads
     are given per block, channels / HEAD_DIM. The shipped world priors were trained with
     `attention_head_dim=32`, i.e. 32 heads of 2-4 channels, which their config.json keeps: same parameters,
-    a different attention, and 1.7x slower on CPU (32 images through the U-Net, one thread), most of it the
-    softmax over 32 score maps where 2-4 do."""
+    a different attention, and a forward pass 2.0x slower on CPU (scripts/bench_unet_heads.py: 32 images,
+    one thread), most of it the softmax over 32 score maps where 2-4 do."""
     channels = (32, 64, 128)
     return dict(sample_size=image_size, in_channels=3, out_channels=3, block_out_channels=channels,
                 layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D",
