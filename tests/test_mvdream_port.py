@@ -93,6 +93,11 @@ def test_bad_port_folders_fail_in_one_message(port, tmp_path):
     (pickled / WEIGHTS).rename(pickled / "unet" / "diffusion_pytorch_model.bin")
     with pytest.raises(PriorLoadError, match="only safetensors"):
         MultiViewPrior.from_pretrained(pickled)
+    half = _broken(port, tmp_path, "fp16")  # the port's weights under diffusers' fp16 variant name load too
+    state = {k: v.half() for k, v in load_file(str(half / WEIGHTS)).items()}
+    (half / WEIGHTS).unlink()
+    save_file(state, str(half / "unet" / "diffusion_pytorch_model.fp16.safetensors"))
+    assert MultiViewPrior.from_pretrained(half).unet.dtype == torch.float32
     short = _broken(port, tmp_path, "short")
     state = load_file(str(short / WEIGHTS))
     del state["middle_block.1.proj_in.weight"]

@@ -34,7 +34,8 @@ MVDREAM_UNET_CLASS = "MultiViewUNetModel"
 """unet/config.json ``_class_name`` of MVDream's own U-Net (the port's)"""
 FLIP_YZ = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
 """OpenGL y-up -> Blender z-up, applied on the left of c2w (MVDream's ``convert_opengl_to_blender``)"""
-WEIGHTS = "diffusion_pytorch_model.safetensors"
+WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
+"""the port's unet weights, first found wins (the fp16 name is diffusers' ``variant="fp16"``)"""
 
 
 class MVDreamConversionError(ValueError):
@@ -87,11 +88,11 @@ def _ldm_state(folder: Path) -> dict:
     from safetensors.torch import load_file
 
     unet = Path(folder) / "unet"
-    path = unet / WEIGHTS
-    if not path.is_file():
+    path = next((unet / name for name in WEIGHTS if (unet / name).is_file()), None)
+    if path is None:
         found = sorted(p.name for p in unet.glob("*.bin")) or ["no weights"]
-        raise MVDreamConversionError(f"{str(unet)!r} has no {WEIGHTS} ({', '.join(found)}); only safetensors are "
-                                     "read (pickled weights can run code when loaded)")
+        raise MVDreamConversionError(f"{str(unet)!r} has no {' or '.join(WEIGHTS)} ({', '.join(found)}); only "
+                                     "safetensors are read (pickled weights can run code when loaded)")
     return load_file(str(path))
 
 
