@@ -63,8 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"no prompt file {str(args.prompts)!r}")
     if args.steps is not None and args.steps < 1:
         ap.error(f"--steps must be at least 1, got {args.steps}")
-    if args.reward_steps is not None and not args.reward_steps > 0:
-        ap.error(f"--reward-steps must be above 0, got {args.reward_steps}")
+    if args.reward_steps is not None and not 0 < args.reward_steps < float("inf"):
+        ap.error(f"--reward-steps must be a finite number above 0, got {args.reward_steps}")
     if any(s < 0 for s in args.seeds):
         ap.error(f"--seeds must be >= 0, got {args.seeds}")
     from rewardsds.world3d.scenes import parse_caption

@@ -54,8 +54,9 @@ def test_worker_shares_cover_every_run_once_and_keep_pairs_together(prompts_file
 def test_unknown_representation_and_bad_prompt_are_refused(prompts_file, tmp_path, capsys):
     with pytest.raises(SystemExit):
         table3d.parse_args(["--prompts", str(prompts_file), "--representation", "mesh"])
-    with pytest.raises(SystemExit):
-        table3d.parse_args(["--prompts", str(prompts_file), "--reward-steps", "0"])
+    for bad_k in ("0", "nan", "inf"):
+        with pytest.raises(SystemExit):
+            table3d.parse_args(["--prompts", str(prompts_file), "--reward-steps", bad_k])
     assert table3d.parse_args(["--prompts", str(prompts_file), "--reward-steps", "1"]).reward_steps == 1.0
     bad = tmp_path / "bad.txt"
     bad.write_text("a red dragon\n")
