@@ -27,6 +27,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    for name in ("images", "size", "threads", "repeats"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.size % 4:
+        ap.error(f"--size must be a multiple of 4 (the U-Net halves it twice), got {args.size}")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
     from diffusers import UNet2DConditionModel
