@@ -41,6 +41,25 @@ def test_prints_both_gates_with_figures_and_writes_json(tiny3d, tmp_path, capsys
                      "--threads", "1", "--strict"]) == 1
 
 
+def test_kinds_sample_only_those_and_a_kind_draws_the_same_alone(tiny3d, tmp_path, capsys):
+    clip, prior = tiny3d
+    common = ["--prior", str(prior), "--parts", "prior", "--samples", "4", "--steps", "2", "--batch", "4",
+              "--threads", "1"]
+    assert main([*common, "--kinds", "single", "--json", str(tmp_path / "single.json")]) == 0
+    text = capsys.readouterr().out
+    assert "prior single" in text and "prior relation" not in text and "prior heldout" not in text
+    assert "samples with the fact wrong:" in text and "gate prior single objects read right:" in text
+    alone = json.loads((tmp_path / "single.json").read_text())["prior"]
+    assert set(alone) == {"single"}
+    # every miss counted is a fact the reader asked, and no sample is counted twice for one fact
+    assert all(0 < v <= 4 for v in alone["single"]["misses"].values())
+    assert main([*common, "--kinds", "relation", "single", "--json", str(tmp_path / "both.json")]) == 0
+    capsys.readouterr()
+    both = json.loads((tmp_path / "both.json").read_text())["prior"]
+    assert set(both) == {"single", "relation"}
+    assert both["single"] == alone["single"]  # seeded per kind: sampling relation first changes nothing
+
+
 def test_missing_weights_exit_2_with_one_line_naming_the_trainers(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rewardsds.world3d.evaluate", "--prior", str(tmp_path / "none"),
                            "--clip", str(tmp_path / "none"), "--threads", "1"], capture_output=True, text=True,
