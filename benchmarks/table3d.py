@@ -2,7 +2,7 @@
 
     python benchmarks/table3d.py [--prompts benchmarks/world3d_prompts.txt] [--seeds 0 1]
         [--methods sds reward-sds] [--prior world3d] [--representation gaussians|field] [--jobs N] [--device auto]
-        [--out out/table3d]
+        [--reward world3d-clip@FOLDER] [--out out/table3d]
 
 For every prompt, seed and method, `rewardsds gen3d PROMPT --prior world3d --method M --seed S` runs with
 the 3D world's defaults (the table measures the defaults: Gaussians, 133 steps; --representation field gives
@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--reward-steps", type=float, default=None,
                     help="override gen3d's K, the steps that use rewards (a fraction in (0, 1] or a count); a "
                          "variant measured as such")
+    ap.add_argument("--reward", default=None,
+                    help="RewardSDS's reward spec, e.g. world3d-clip@FOLDER for a retrained 3D CLIP (default: the "
+                         "prior's, world3d-clip); a variant measured as such: SDS runs never read it")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (each one torch thread)")
     ap.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # K/N: a worker's share of the runs
@@ -65,6 +68,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--steps must be at least 1, got {args.steps}")
     if args.reward_steps is not None and not 0 < args.reward_steps < float("inf"):
         ap.error(f"--reward-steps must be a finite number above 0, got {args.reward_steps}")
+    if args.reward is not None:
+        from rewardsds.rewards.factory import KNOWN
+
+        name, _, folder = args.reward.partition("@")
+        if name.strip().lower() not in KNOWN:
+            ap.error(f"--reward: unknown reward {name!r}; known names: {', '.join(KNOWN)}")
+        if folder and not Path(folder).expanduser().exists():
+            ap.error(f"--reward: no such folder {folder!r}")
     if any(s < 0 for s in args.seeds):
         ap.error(f"--seeds must be >= 0, got {args.seeds}")
     from rewardsds.world3d.scenes import parse_caption
@@ -110,7 +121,8 @@ def work(args: argparse.Namespace, k: int, n: int) -> None:
         cfg = Gen3DConfig(prompt=prompt, prior=args.prior, method=method, seed=seed, out=out, device=args.device,
                           threads=1, progress=False, overwrite=out.exists(), representation=args.representation,
                           **({"steps": args.steps} if args.steps else {}),
-                          **({"reward_steps": args.reward_steps} if args.reward_steps else {}))
+                          **({"reward_steps": args.reward_steps} if args.reward_steps else {}),
+                          **({"reward": args.reward} if args.reward else {}))
         s = run_gen3d(cfg, models=models)
         verdict = s.get("judge3d") or {}
         print(f"[{k}/{n}] {method:10s} s{seed} {prompt:48s} judge3d {verdict.get('accuracy')} "

@@ -65,6 +65,16 @@ def test_unknown_representation_and_bad_prompt_are_refused(prompts_file, tmp_pat
     assert "dragon" in capsys.readouterr().err  # the caption parser's message is the error
 
 
+def test_reward_variant_names_a_known_reward_and_an_existing_folder(prompts_file, tmp_path, capsys):
+    base = ["--prompts", str(prompts_file)]
+    assert table3d.parse_args(base).reward is None  # the prior's own reward
+    assert table3d.parse_args([*base, "--reward", f"world3d-clip@{tmp_path}"]).reward == f"world3d-clip@{tmp_path}"
+    for bad, said in (("dragon-score", "unknown reward"), (f"world3d-clip@{tmp_path / 'none'}", "no such folder")):
+        with pytest.raises(SystemExit):
+            table3d.parse_args([*base, "--reward", bad])
+        assert said in capsys.readouterr().err
+
+
 def test_summary_reports_the_paired_difference(tmp_path):
     rows = _rows(_acc([0.5, 0.5, 0.25, 0.5, 0.5, 0.25]), "sds") + \
         _rows(_acc([0.5, 0.5, 0.75, 0.5, 0.5, 0.75]), "reward-sds")
