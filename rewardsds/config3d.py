@@ -91,6 +91,10 @@ class Gen3DConfig(CommonConfig):
     """append ', front view' etc. (default: off for the 2D world prior, whose vocabulary lacks them, and for
     multi-view priors, which read cameras; on for the 3D world prior, trained on exactly these suffixes, and
     for Stable Diffusion)"""
+    reward_view_words: bool | None = None
+    """append each view's suffix to the reward's prompts (reward-* methods) (default: as --view-dependent,
+    except on the 3D world's multi-view prior: on, since its reward world3d-clip was trained on view-suffixed
+    captions while the prior reads cameras instead of words)"""
     opacity_reg: float = 0.0
     """weight of the mean opacity of the views as a penalty (discourages fog)"""
     decoder_lr_scale: float = 0.1
@@ -122,6 +126,9 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     if prior_views(cfg.prior) > 1:  # one camera set per step; the cameras, not words, tell the views
         d.update(views=prior_views(cfg.prior), view_dependent=False)
     fill = {k: v for k, v in d.items() if getattr(cfg, k) is None}
+    if cfg.reward_view_words is None:  # the family's say, else the prior's (after an explicit --view-dependent)
+        fill["reward_view_words"] = (fam.reward_view_words_3d if fam.reward_view_words_3d is not None
+                                     else fill.get("view_dependent", cfg.view_dependent))
     if cfg.t_anneal_steps is None:
         fill["t_anneal_steps"] = anneal_steps_default(cfg.steps if cfg.steps is not None else d["steps"])
     if cfg.x0_recon is None:
@@ -238,5 +245,6 @@ def render_config(cfg: Gen3DConfig) -> RenderConfig:
 def view_config(cfg: Gen3DConfig) -> ViewConfig:
     return ViewConfig(views=cfg.views, cameras=cfg.cameras, resolutions=tuple(cfg.render_resolutions),
                       milestones=tuple(cfg.resolution_milestones), shading_prob=cfg.shading_prob,
-                      view_dependent=cfg.view_dependent, opacity_reg=cfg.opacity_reg,
+                      view_dependent=cfg.view_dependent, reward_view_words=cfg.reward_view_words,
+                      opacity_reg=cfg.opacity_reg,
                       decoder_lr_scale=cfg.decoder_lr_scale)

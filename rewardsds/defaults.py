@@ -48,6 +48,9 @@ class FamilyDefaults:
     """what gen3d optimises when --representation is not given: field or gaussians"""
     gaussian_steps_3d: int | None = None
     """gen3d's steps with Gaussians (None: `steps_3d`)"""
+    reward_view_words_3d: bool | None = None
+    """gen3d: view suffixes in the reward's prompts (None: as the prior's, i.e. `view_dependent_3d` after
+    multi-view priors drop them)"""
 
 
 # The world's text-to-image SDS family starts from the reward's best of 4 prior samples and distils at CFG
@@ -85,7 +88,10 @@ SD_DEFAULTS = FamilyDefaults(
 # is what brings the default run under 5 minutes on 2 CPU cores (the field took 10).
 WORLD3D_DEFAULTS = dataclasses.replace(WORLD_DEFAULTS_BEFORE, view_dependent_3d=True, reward="world3d-clip",
                                        representation_3d="gaussians", gaussian_steps_3d=133)
-WORLD3D_MV_DEFAULTS = dataclasses.replace(WORLD3D_DEFAULTS, view_dependent_3d=False)  # multi-view: cameras, not words
+# The multi-view prior reads cameras, not view words; its reward is still world3d-clip, which was trained on
+# view-suffixed captions and cannot place a relation of the scene frame in a view without them (a back view
+# shows "left of" as right of), so the reward keeps reading the suffix of each view's camera.
+WORLD3D_MV_DEFAULTS = dataclasses.replace(WORLD3D_DEFAULTS, view_dependent_3d=False, reward_view_words_3d=True)
 REWARD_PACKAGES = {"imagereward": ("ImageReward", "imagereward")}
 """reward name -> (the module it imports, the rewardsds extra that installs it)"""
 WORLD_REWARDS = ("world-clip", "world-aesthetic", "world3d-clip")

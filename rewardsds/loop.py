@@ -157,7 +157,7 @@ def optimize(rep: Representation, guidance: Guidance, cfg: LoopConfig, generator
                 use_reward = reward_active(step, cfg.steps, cfg.reward_steps)
                 stage2 = bridge_stage2(step, cfg.steps, guidance.cfg.bridge_switch)
                 out = guidance(views.x0, views.prompts, t, use_reward, generator, shared=views.shared,
-                               second_stage=stage2, cameras=views.cameras)
+                               second_stage=stage2, cameras=views.cameras, reward_prompts=views.reward_prompts)
                 calls += out.prior_calls
                 if out.finite:
                     loss = out.loss if views.extra_loss is None else out.loss + views.extra_loss
@@ -175,6 +175,8 @@ def optimize(rep: Representation, guidance: Guidance, cfg: LoopConfig, generator
                        "prior_calls": out.prior_calls, "seconds": round(dt, 4),
                        "rewards": out.rewards.tolist() if out.rewards is not None else None,
                        "weights": _weights_for_log(out.weights, views.shared)}
+                if out.rewards is not None and views.reward_prompts is not None:  # what the reward read instead
+                    rec["reward_prompts"] = sorted(set(views.reward_prompts))
                 if log is not None and step % cfg.log_every == 0:
                     log.write(json.dumps(rec) + "\n")
                     log.flush()

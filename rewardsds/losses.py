@@ -230,11 +230,13 @@ class Guidance:
 
     def __call__(self, x0: torch.Tensor, prompts: list[str], t: int, use_reward: bool | None = None,
                  generator: torch.Generator | None = None, shared: bool = False,
-                 second_stage: bool = False, cameras: torch.Tensor | None = None) -> GuidanceOutput:
+                 second_stage: bool = False, cameras: torch.Tensor | None = None,
+                 reward_prompts: list[str] | None = None) -> GuidanceOutput:
         """`shared`: the rows of x0 are views of one object (candidate i is one set of independent
         per-view noises, its reward the mean over the views, its weight shared by the views).
         `second_stage`: SDS-Bridge's stage 2 (ignored otherwise). `cameras`: c2w [B,4,4] of the rows,
-        conditioning a multi-view prior (which needs them; a single-view prior ignores them)."""
+        conditioning a multi-view prior (which needs them; a single-view prior ignores them).
+        `reward_prompts`: the reward's text per row when it is not the prior's (None: `prompts`)."""
         c, prior = self.cfg, self.prior
         views = prior.views_per_sample
         if views > 1 and cameras is None:
@@ -277,7 +279,10 @@ class Guidance:
 
         rewards = weights = previews = None
         if use_reward:
-            rewards, weights, extra, previews = self._rank(cands, emb_n, prompts, b, n, shared, generator)
+            texts = prompts if reward_prompts is None else reward_prompts
+            if len(texts) != b:
+                raise ValueError(f"{len(texts)} reward prompts for {b} rows")
+            rewards, weights, extra, previews = self._rank(cands, emb_n, texts, b, n, shared, generator)
             calls += extra
             wts = weights.to(resid.device, resid.dtype)
         else:

@@ -94,3 +94,21 @@ def test_resume_continues_exactly(tmp_path):
     assert torch.allclose(full.x0, resumed.x0, atol=1e-6)
     lines = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 8 and len(resumed.frames) == len(full.frames)
+
+
+def test_the_reward_reads_reward_prompts_and_the_prior_its_own():
+    """A camera-reading prior's views keep the plain prompt while a view-aware reward reads each view's
+    suffix: the reward gets `reward_prompts` (one per candidate row), the prior's embedding never does."""
+    prior = GaussianPrior({"red": tuple(MU.tolist())}, std=0.1, size=4)
+    seen = []
+    reward = CallableReward(lambda im, p: seen.extend(p) or torch.zeros(im.shape[0]), "records")
+    g = build_guidance(GuidanceConfig(method="reward-sds", cfg=1.0, n_noises=3), prior, reward)
+    x0 = torch.zeros(2, 3, 4, 4)
+    g(x0, ["red", "red"], 500, True, torch.Generator().manual_seed(0), shared=True,
+      reward_prompts=["red, front view", "red, back view"])
+    assert sorted(set(seen)) == ["red, back view", "red, front view"] and len(seen) == 6  # 2 views x 3
+    seen.clear()
+    g(x0, ["red", "red"], 500, True, torch.Generator().manual_seed(0), shared=True)
+    assert set(seen) == {"red"}  # None: the prior's prompts
+    with pytest.raises(ValueError, match="1 reward prompts for 2 rows"):
+        g(x0, ["red", "red"], 500, True, torch.Generator().manual_seed(0), reward_prompts=["red, front view"])

@@ -44,6 +44,11 @@ def test_the_multiview_family_resolves_to_camera_sets_and_view_free_prompts(no_3
         cfg = resolve3d(Gen3DConfig(prompt=PROMPT, prior=spec))
         assert (cfg.views, cfg.view_dependent, cfg.background, cfg.x0_recon) == (4, False, "solid", False)
         assert cfg.cameras.elevation == (0.0, 45.0)  # the 3D world's training range
+        # its reward, world3d-clip, learnt the view words: it still reads them from each view's camera
+        assert cfg.reward_view_words is True
+    assert resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d-mv", reward_view_words=False)).reward_view_words is False
+    assert resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d")).reward_view_words is True  # as its prior's
+    assert resolve3d(Gen3DConfig(prompt="a red circle", prior="world")).reward_view_words is False
     assert resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d-mv", views=8)).views == 8  # two sets
     with pytest.raises(ValueError, match="sets of 4 views"):
         resolve3d(Gen3DConfig(prompt=PROMPT, prior="world3d-mv", views=6))
@@ -86,13 +91,31 @@ def test_gen3d_two_steps_on_a_multiview_prior(mv_dir, tmp_path, monkeypatch, cap
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and "judge3d" in summary  # the 3D world's family: its exact judge reads the field
     config = json.loads((out / "config.json").read_text())
-    assert config["views"] == 4 and not config["view_dependent"]
+    assert config["views"] == 4 and not config["view_dependent"] and config["reward_view_words"]
     log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
     assert [r["prompts"] for r in log] == [[PROMPT]] * 2  # view-free: the cameras carry the view
+    assert "reward_prompts" not in log[1]  # no reward on the second step
     if method == "reward-sds":
         assert [r["reward_step"] for r in log] == [True, False]  # K = half the run
+        # the four views of one set (azimuths 90 apart): front, back and two sides, whatever the first azimuth
+        said = log[0]["reward_prompts"]
+        assert {x.removeprefix(PROMPT + ", ") for x in said} == {"front view", "side view", "back view"}
         assert len(log[0]["rewards"]) == 4 and len(log[0]["rewards"][0]) == 2  # [V, N]
         assert len(log[0]["weights"]) == 2  # shared by the views: one weight per candidate
+
+
+def test_view_texts_give_the_prior_and_the_reward_their_own_words():
+    from rewardsds.render.cameras import orbit_cameras
+    from rewardsds.representations.field_scene import ViewConfig, view_texts
+
+    cams = orbit_cameras(torch.tensor([10.0, 10.0]), torch.tensor([0.0, 180.0]), torch.tensor([3.0, 3.0]),
+                         torch.tensor([40.0, 40.0]))
+    said = ["a red cube, front view", "a red cube, back view"]
+    for prior_words, reward_words, expect in ((False, False, (["a red cube"] * 2, None)),
+                                              (True, False, (said, None)), (True, True, (said, None)),
+                                              (False, True, (["a red cube"] * 2, said))):
+        view = ViewConfig(views=2, view_dependent=prior_words, reward_view_words=reward_words)
+        assert view_texts("a red cube", view, cams) == expect  # None: the reward reads the prior's
 
 
 def test_the_2d_commands_refuse_a_multiview_prior_in_one_line(mv_dir, tmp_path, capsys):

@@ -31,6 +31,9 @@ class Views:
     cameras: torch.Tensor | None = None
     """[B,4,4] camera-to-world matrix of each row (`render.cameras` convention), for priors that read them
     (multi-view priors, `priors.multiview`); None for a 2D image"""
+    reward_prompts: list[str] | None = None
+    """the reward's prompt per row where it differs from the prior's (a view-suffixed caption for a reward
+    trained on view words while a multi-view prior reads cameras); None: `prompts`"""
     extra_loss: torch.Tensor | None = None
     """added to the distillation surrogate (e.g. an opacity penalty)"""
     log: dict = field(default_factory=dict)

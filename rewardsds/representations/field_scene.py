@@ -92,6 +92,9 @@ class ViewConfig:
     """fractions of the run at which the next resolution starts"""
     shading_prob: float = 0.0
     view_dependent: bool = False
+    """the prior's prompts end with each view's suffix (", side view")"""
+    reward_view_words: bool = False
+    """the reward's prompts end with each view's suffix, whatever the prior's do (`Views.reward_prompts`)"""
     opacity_reg: float = 0.0
     decoder_lr_scale: float = 0.1
     camera_set: int = 1
@@ -103,6 +106,14 @@ class ViewConfig:
         if self.camera_set < 1 or self.views % self.camera_set:
             raise ValueError(f"views ({self.views}) must be a whole number of camera sets of {self.camera_set} "
                              "(the multi-view prior's views per sample)")
+
+
+def view_texts(prompt: str, view: ViewConfig, cams: Cameras) -> tuple[list[str], list[str] | None]:
+    """(the prior's prompt per view, the reward's where they differ, else None): each with the view's suffix
+    as `view.view_dependent` and `view.reward_view_words` say."""
+    words = view_prompts(prompt, cams) if view.view_dependent or view.reward_view_words else None
+    prompts = words if view.view_dependent else [prompt] * view.views
+    return prompts, (words if view.reward_view_words and not view.view_dependent else None)
 
 
 def draw_cameras(view: ViewConfig, generator: torch.Generator) -> Cameras:
@@ -135,9 +146,9 @@ class FieldScene(torch.nn.Module):
         shade = bool(v.shading_prob and torch.rand(1, generator=generator).item() < v.shading_prob)
         out = self.renderer(self.field, cams, res, res, generator=generator, shading=shade)
         x0 = prior.encode(to_prior_images(out.image, prior.image_size))
-        prompts = view_prompts(self.prompt, cams) if v.view_dependent else [self.prompt] * v.views
+        prompts, reward_prompts = view_texts(self.prompt, v, cams)
         opacity = out.opacity.mean()
-        return Views(x0, prompts, shared=True, cameras=cams.c2w,
+        return Views(x0, prompts, shared=True, cameras=cams.c2w, reward_prompts=reward_prompts,
                      extra_loss=v.opacity_reg * opacity if v.opacity_reg else None,
                      log={"resolution": res, "shaded": shade, "opacity": round(float(opacity.detach()), 4),
                           "prompts": sorted(set(prompts))})

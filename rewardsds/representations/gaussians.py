@@ -53,10 +53,17 @@ import torch
 from torch import nn
 
 from ..priors.base import DiffusionPrior
-from ..render import view_prompts
 from ..render.splat import SplatRenderer, Splats, covariances, quat_to_rotmat
 from .base import Views
-from .field_scene import RenderConfig, ViewConfig, build_renderer, draw_cameras, render_resolution, to_prior_images
+from .field_scene import (
+    RenderConfig,
+    ViewConfig,
+    build_renderer,
+    draw_cameras,
+    render_resolution,
+    to_prior_images,
+    view_texts,
+)
 
 C0 = 0.28209479177387814  # the degree-0 real spherical harmonic, 1 / (2 sqrt(pi))
 PARAMS = ("means", "log_scales", "quats", "opacity_logits", "sh_dc")
@@ -310,13 +317,13 @@ class GaussianScene(nn.Module):
             out.means2d.retain_grad()
             self._pending = (out.means2d, out.radii, res, v.views)
         x0 = prior.encode(to_prior_images(out.image, prior.image_size))
-        prompts = view_prompts(self.prompt, cams) if v.view_dependent else [self.prompt] * v.views
+        prompts, reward_prompts = view_texts(self.prompt, v, cams)
         opacity = out.opacity.mean()
         log = {"resolution": res, "shaded": False, "opacity": round(float(opacity.detach()), 4),
                "prompts": sorted(set(prompts)), "gaussians": n}
         if self._densified is not None:
             log["densified"], self._densified = self._densified, None
-        return Views(x0, prompts, shared=True, cameras=cams.c2w,
+        return Views(x0, prompts, shared=True, cameras=cams.c2w, reward_prompts=reward_prompts,
                      extra_loss=v.opacity_reg * opacity if v.opacity_reg else None, log=log)
 
     def after_step(self, step: int, optimizer: torch.optim.Optimizer) -> None:
