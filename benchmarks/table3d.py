@@ -69,13 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.reward_steps is not None and not 0 < args.reward_steps < float("inf"):
         ap.error(f"--reward-steps must be a finite number above 0, got {args.reward_steps}")
     if args.reward is not None:
-        from rewardsds.rewards.factory import KNOWN
+        from rewardsds.rewards.factory import spec_problem
 
-        name, _, folder = args.reward.partition("@")
-        if name.strip().lower() not in KNOWN:
-            ap.error(f"--reward: unknown reward {name!r}; known names: {', '.join(KNOWN)}")
-        if folder and not Path(folder).expanduser().exists():
-            ap.error(f"--reward: no such folder {folder!r}")
+        problem = spec_problem(args.reward)
+        if problem:
+            ap.error(f"--reward: {problem}")
     if any(s < 0 for s in args.seeds):
         ap.error(f"--seeds must be >= 0, got {args.seeds}")
     from rewardsds.world3d.scenes import parse_caption

@@ -397,3 +397,16 @@ def test_hps_real_open_clip_tiny_architecture(tmp_path):
     torch.testing.assert_close(torch.cat([r(x[i:i + 1], PROMPTS[i:i + 1]) for i in range(5)]), s,
                                atol=1e-4, rtol=1e-5)
 
+
+
+def test_spec_problem_reads_a_spec_without_loading_it(tmp_path):
+    from rewardsds.rewards.factory import spec_problem
+
+    head = tmp_path / "sac+logos+ava1-l14-linearMSE.pth"  # LAION's head file has "+" in its name
+    head.write_bytes(b"")
+    for ok in ("world3d-clip", "clip@openai/clip-vit-base-patch32", f"0.5*clip+0.5*aesthetic@{head}",
+               "test_rewards:mean_brightness", f"world3d-clip@{tmp_path}"):
+        assert spec_problem(ok) is None, ok
+    assert "unknown reward" in spec_problem("dragon-score")
+    assert "no such file or folder" in spec_problem(f"aesthetic@{tmp_path / 'none.pth'}")
+    assert "empty term" in spec_problem("clip+")

@@ -69,7 +69,10 @@ def test_reward_variant_names_a_known_reward_and_an_existing_folder(prompts_file
     base = ["--prompts", str(prompts_file)]
     assert table3d.parse_args(base).reward is None  # the prior's own reward
     assert table3d.parse_args([*base, "--reward", f"world3d-clip@{tmp_path}"]).reward == f"world3d-clip@{tmp_path}"
-    for bad, said in (("dragon-score", "unknown reward"), (f"world3d-clip@{tmp_path / 'none'}", "no such folder")):
+    mix = f"0.5*world3d-clip@{tmp_path}+0.5*tests.helpers.rewards:redness"  # the --reward grammar, mixes too
+    assert table3d.parse_args([*base, "--reward", mix]).reward == mix
+    for bad, said in (("dragon-score", "unknown reward"), (f"world3d-clip@{tmp_path / 'none'}", "no such file"),
+                      ("+world3d-clip", "empty term")):
         with pytest.raises(SystemExit):
             table3d.parse_args([*base, "--reward", bad])
         assert said in capsys.readouterr().err

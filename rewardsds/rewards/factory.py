@@ -76,6 +76,26 @@ def local_weights(spec: str) -> list[Path]:
     return out
 
 
+def spec_problem(spec: str) -> str | None:
+    """What is wrong with a reward spec without loading anything (an unknown name, an empty term, a
+    ``name@path`` whose path does not exist), as one sentence; None when it may load. Hub ids cannot be
+    told from local paths here, so only a path that looks local (absolute, ./, ../ or ~) must exist."""
+    try:
+        terms = _split_terms(spec.strip())
+    except ValueError as e:
+        return str(e)
+    for term in terms:
+        m = _WEIGHT.match(term)
+        rest = (m["rest"] if m else term).strip()
+        name, _, arg = rest.partition("@")
+        if name.strip().lower() not in KNOWN and not _CALLABLE.match(rest):
+            return f"unknown reward {rest!r}; known names: {', '.join(KNOWN)}, or module.path:function"
+        arg = arg.strip()
+        if arg and arg.startswith(("/", "./", "../", "~")) and not Path(arg).expanduser().exists():
+            return f"no such file or folder {arg!r} (in reward {rest!r})"
+    return None
+
+
 def _starts_term(text: str) -> bool:
     m = _WEIGHT.match(text)
     rest = (m["rest"] if m else text).strip()
