@@ -59,9 +59,7 @@ def local_weights(spec: str) -> list[Path]:
     from ..world import paths
 
     out = []
-    for term in _split_terms(spec.strip()):
-        m = _WEIGHT.match(term)
-        name, _, arg = (m["rest"] if m else term).strip().partition("@")
+    for _, name, arg in _unweighted(spec):
         name, arg = name.strip().lower(), arg.strip()
         if arg and Path(arg).expanduser().exists():
             out.append(Path(arg).expanduser())
@@ -76,18 +74,26 @@ def local_weights(spec: str) -> list[Path]:
     return out
 
 
+def _unweighted(spec: str) -> list[tuple[str, str, str]]:
+    """(term without its weight, name, path after "@" or "") for each term of a spec (ValueError if one is empty)."""
+    out = []
+    for term in _split_terms(spec.strip()):
+        m = _WEIGHT.match(term)
+        rest = (m["rest"] if m else term).strip()
+        name, _, arg = rest.partition("@")
+        out.append((rest, name, arg))
+    return out
+
+
 def spec_problem(spec: str) -> str | None:
     """What is wrong with a reward spec without loading anything (an unknown name, an empty term, a
     ``name@path`` whose path does not exist), as one sentence; None when it may load. Hub ids cannot be
     told from local paths here, so only a path that looks local (absolute, ./, ../ or ~) must exist."""
     try:
-        terms = _split_terms(spec.strip())
+        terms = _unweighted(spec)
     except ValueError as e:
         return str(e)
-    for term in terms:
-        m = _WEIGHT.match(term)
-        rest = (m["rest"] if m else term).strip()
-        name, _, arg = rest.partition("@")
+    for rest, name, arg in terms:
         if name.strip().lower() not in KNOWN and not _CALLABLE.match(rest):
             return f"unknown reward {rest!r}; known names: {', '.join(KNOWN)}, or module.path:function"
         arg = arg.strip()
