@@ -1,0 +1,40 @@
+"""The 3D table's oracle control (`benchmarks/oracle3d.py`): the view reader as a reward ranks a true render
+above wrong ones, and loads through the reward grammar the way table3d's workers load it."""
+
+from __future__ import annotations
+
+import torch
+
+from tests._scripts import load_script
+
+table3d = load_script("benchmarks/table3d.py")  # puts the repository root on sys.path, as its workers have it
+oracle3d = load_script("benchmarks/oracle3d.py")
+
+
+def _render(caption: str, az: float = 10.0, el: float = 20.0) -> torch.Tensor:
+    """[1,3,32,32] exact render of the scene a single-object caption states, at the origin."""
+    from rewardsds.world3d.render import render_views
+    from rewardsds.world3d.scenes import Obj, Scene, parse_caption
+
+    o = parse_caption(caption).objects[0]
+    scene = Scene((Obj(o.colour, o.shape, "big"),))
+    return render_views(scene, [az], [el], 32, supersample=2).float()
+
+
+def test_true_render_scores_every_fact_and_wrong_ones_less():
+    img = _render("a red cube").repeat(3, 1, 1, 1)
+    scores = oracle3d.facts_read_right(img, ["a red cube, front view", "a blue cube, front view",
+                                             "a red cone, front view"])
+    assert scores.shape == (3,)
+    assert scores[0] == 1.0
+    assert scores[1] < 1.0 and scores[2] < 1.0
+
+
+def test_spec_loads_through_the_reward_grammar():
+    from rewardsds.rewards.factory import load_reward, spec_problem
+
+    spec = "benchmarks.oracle3d:facts_read_right"
+    assert spec_problem(spec) is None
+    reward = load_reward(spec)
+    img = _render("a green sphere", az=180.0)
+    assert reward(img, ["a green sphere, back view"]).item() == 1.0
