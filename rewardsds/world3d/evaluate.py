@@ -1,6 +1,7 @@
 """The 3D world's gates: are its trained prior and CLIP good enough to build 3D distillation on?
 
-    python -m rewardsds.world3d.evaluate [--prior DIR] [--clip DIR] [--samples N] [--threads 1] [--json F]
+    python -m rewardsds.world3d.evaluate [--prior DIR] [--clip DIR] [--samples N] [--threads 1] [--device cuda]
+        [--json F]
 
 The 3D counterpart of `rewardsds world-eval` (`rewardsds.world.evaluate`), printing each gate as met or
 NOT met with its figure:
@@ -60,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="which caption kinds the prior part samples (the gate is single's; a sweep of --cfg "
                         "or --steps on single alone takes a fifth of the time)")
     p.add_argument("--threads", default=None, help="CPU threads for torch: N or auto")
+    p.add_argument("--device", default="cpu", help="where the prior samples: cpu, cuda, cuda:N or mps (float16 on "
+                   "CUDA; the CLIP part, a few seconds, stays on the CPU)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a gate is not met")
     return p.parse_args(argv)
@@ -167,7 +170,7 @@ def eval_prior(args: argparse.Namespace) -> dict:
     from .read import read_view
     from .render import render_views
 
-    prior = DiffusersPrior.from_pretrained(str(args.prior))
+    prior = DiffusersPrior.from_pretrained(str(args.prior), device=args.device)
     size = prior.image_size
     from tqdm import tqdm
 
