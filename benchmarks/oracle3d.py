@@ -18,11 +18,26 @@ judge3d. Its scores are ties in steps of a fact; 0.001 x world3d-clip (CLIPScore
 them without ever outweighing a fact, as the 2D oracle of `benchmarks/relations` does.
 
 A control, not a reward to ship: it reads the answer from the world's own renderer, which no real prior has.
+
+    python benchmarks/oracle3d.py out/t3_oracle
+
+prints, from the oracle runs' log.jsonl (rewards [views, candidates] on each reward step), how often the N
+candidates of a step differ at all in what the reader reads: the share of reward steps where the best
+candidate reads at least one fact more than the worst on some view, and the mean spread in facts a view.
+When they rarely differ, no reward can rank them usefully, however good.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
+
+FACT_GAP = 0.02
+"""a candidate's score is its views' mean of facts-right shares (steps of 1/6 to 1/2 a view) plus 0.001 x
+CLIPScore (under 0.01 apart between candidates): a spread above this is at least one fact on one view of four"""
 
 
 def facts_read_right(images, prompts):
@@ -34,3 +49,42 @@ def facts_read_right(images, prompts):
     arr = images.detach().float().cpu().permute(0, 2, 3, 1).numpy()
     return torch.tensor([read_view(np.ascontiguousarray(im), p).accuracy for im, p in zip(arr, prompts)],
                         dtype=torch.float32)
+
+
+def spread(log: Path) -> dict:
+    """Over one run's reward steps: the share where candidates differ in facts read, and the mean spread
+    (best minus worst candidate, in facts-right share of a view, averaged over the views)."""
+    gaps = []
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("rewards"):
+            per_candidate = np.asarray(rec["rewards"], dtype=np.float64).mean(0)  # [views, N] -> [N]
+            gaps.append(float(per_candidate.max() - per_candidate.min()))
+    gaps = np.asarray(gaps)
+    return {"reward_steps": len(gaps), "differ": float((gaps > FACT_GAP).mean()) if len(gaps) else None,
+            "mean_spread": float(gaps.mean()) if len(gaps) else None}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not (Path(argv[0]) / "reward-sds").is_dir():
+        print("usage: python benchmarks/oracle3d.py OUT   (OUT/reward-sds/*/log.jsonl of an oracle table)",
+              file=sys.stderr)
+        return 2
+    rows = [(d.name, spread(d / "log.jsonl")) for d in sorted((Path(argv[0]) / "reward-sds").iterdir())
+            if (d / "log.jsonl").is_file()]
+    for name, r in rows:
+        print(f"{name:60s} reward steps {r['reward_steps']:4d}  candidates differ {r['differ']:.2f}  "
+              f"mean spread {r['mean_spread']:.3f}")
+    from rewardsds.world3d.scenes import parse_caption
+
+    objects = {n: len(parse_caption(n.rsplit("_s", 1)[0].replace("_", " ")).objects) for n, _ in rows}
+    for label, keep in (("one object", lambda k: k == 1), ("two objects", lambda k: k == 2), ("all", lambda k: True)):
+        sel = [r for n, r in rows if keep(objects[n]) and r["reward_steps"]]
+        if sel:
+            print(f"{label:12s} runs {len(sel):3d}  candidates differ {np.mean([r['differ'] for r in sel]):.2f}"
+                  f"  mean spread {np.mean([r['mean_spread'] for r in sel]):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

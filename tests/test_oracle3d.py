@@ -38,3 +38,19 @@ def test_spec_loads_through_the_reward_grammar():
     reward = load_reward(spec)
     img = _render("a green sphere", az=180.0)
     assert reward(img, ["a green sphere, back view"]).item() == 1.0
+
+
+def test_spread_counts_steps_whose_candidates_differ_in_a_fact(tmp_path):
+    import json
+
+    run = tmp_path / "reward-sds" / "a_red_cube_to_the_left_of_a_blue_sphere_s0"
+    run.mkdir(parents=True)
+    tie = [[1.0 + 0.001 * c for c in (30, 31, 29, 30)]] * 4  # the same facts, CLIP tie-breaks only
+    one_fact = [[5 / 6, 1.0, 1.0, 1.0]] + [[1.0] * 4] * 3  # candidate 0 misses one fact on one view of 4
+    steps = [{"step": 0, "rewards": tie}, {"step": 1, "rewards": one_fact}, {"step": 2, "rewards": None}]
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in steps) + "\n")
+    r = oracle3d.spread(run / "log.jsonl")
+    assert r["reward_steps"] == 2 and r["differ"] == 0.5
+    assert abs(r["mean_spread"] - (0.002 / 2 + (1 / 6) / 4 / 2)) < 1e-6
+    assert oracle3d.main([str(tmp_path)]) == 0
+    assert oracle3d.main([str(tmp_path / "nothing")]) == 2
