@@ -175,8 +175,10 @@ def optimize(rep: Representation, guidance: Guidance, cfg: LoopConfig, generator
                        "prior_calls": out.prior_calls, "seconds": round(dt, 4),
                        "rewards": out.rewards.tolist() if out.rewards is not None else None,
                        "weights": _weights_for_log(out.weights, views.shared)}
-                if out.rewards is not None and views.reward_prompts is not None:  # what the reward read instead
-                    rec["reward_prompts"] = sorted(set(views.reward_prompts))
+                if out.rewards is not None and views.cameras is not None:
+                    # 3D: the text each row (view) of "rewards" was scored against, in order, so that a
+                    # reward's scores can be read back per view (the prior's own prompts are logged as a set)
+                    rec["reward_prompts"] = list(views.reward_prompts or views.prompts)
                 if log is not None and step % cfg.log_every == 0:
                     log.write(json.dumps(rec) + "\n")
                     log.flush()

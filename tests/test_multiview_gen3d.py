@@ -100,6 +100,7 @@ def test_gen3d_two_steps_on_a_multiview_prior(mv_dir, tmp_path, monkeypatch, cap
         # the four views of one set (azimuths 90 apart): front, back and two sides, whatever the first azimuth
         said = log[0]["reward_prompts"]
         assert {x.removeprefix(PROMPT + ", ") for x in said} == {"front view", "side view", "back view"}
+        assert len(said) == 4  # one per view, in the order of the rows of "rewards"
         assert len(log[0]["rewards"]) == 4 and len(log[0]["rewards"][0]) == 2  # [V, N]
         assert len(log[0]["weights"]) == 2  # shared by the views: one weight per candidate
 

@@ -153,6 +153,8 @@ def test_gen3d_on_a_3d_prior_writes_judge3d(tiny3d, tmp_path, capsys):
     assert config["view_dependent"] and config["cameras"]["elevation"] == [0.0, 45.0]
     log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
     assert all(p.endswith((", front view", ", side view", ", back view")) for r in log for p in r["prompts"])
+    said = log[0]["reward_prompts"]  # the reward step's per-view texts, one per row of "rewards" (views 2)
+    assert len(said) == len(log[0]["rewards"]) == 2 and set(said) <= set(log[0]["prompts"])
     # a word outside the 3D world's vocabulary is refused, naming the 3D world's words
     code = main(["gen3d", "a red circle", "--prior", str(prior), "--out", str(tmp_path / "bad"), "--no-progress"])
     err = capsys.readouterr().err
