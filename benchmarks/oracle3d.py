@@ -24,7 +24,12 @@ A control, not a reward to ship: it reads the answer from the world's own render
 prints, from the oracle runs' log.jsonl (rewards [views, candidates] on each reward step), how often the N
 candidates of a step differ at all in what the reader reads: the share of reward steps where the best
 candidate reads at least one fact more than the worst on some view, and the mean spread in facts a view.
-When they rarely differ, no reward can rank them usefully, however good.
+When they rarely differ, no reward can rank them usefully, however good. It also splits each logged score
+back into its two terms (a view's facts-right share is a multiple of 1/k, k the facts its caption and view
+ask; 0.001 x CLIPScore <= 0.1 < 1/6 is the rest) and asks how the 3D CLIP alone would have ranked the very
+same candidates: on the steps where their facts differ, the share of the oracle's contrast it recovers,
+(facts of CLIP's top half - facts of its bottom half) / (the same for the oracle's own ranking): 1 is the
+oracle, 0 a random ranking, below 0 a ranking against the facts.
 """
 
 from __future__ import annotations
@@ -65,6 +70,49 @@ def spread(log: Path) -> dict:
             "mean_spread": float(gaps.mean()) if len(gaps) else None}
 
 
+def facts_asked(prompt: str) -> int:
+    """How many facts `read_view` asks of a caption seen from its suffix's view (any image: the facts asked
+    depend on the caption and the view only)."""
+    from rewardsds.world3d.read import read_view
+
+    return len(read_view(np.zeros((8, 8, 3), np.float32), prompt).facts)
+
+
+def split_terms(rewards, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A logged oracle score matrix [views, N] -> (facts-right shares, CLIPScores), each [views, N]."""
+    r = np.asarray(rewards, dtype=np.float64)
+    k = np.array([facts_asked(p) for p in prompts], dtype=np.float64)[:, None]
+    facts = np.floor(r * k + 1e-4) / k
+    return facts, (r - facts) * 1000.0
+
+
+def contrast(order: np.ndarray, facts: np.ndarray) -> float:
+    """Mean facts of the top half of `order` (best first) minus the mean of its bottom half."""
+    half = len(order) // 2
+    return float(facts[order[:half]].mean() - facts[order[-half:]].mean())
+
+
+def agreement(log: Path) -> dict:
+    """Over one oracle run's reward steps whose candidates differ in facts: the sums of the contrast by
+    CLIP's ranking and by the oracle's, and how often CLIP's best candidate is one of the oracle's best."""
+    clip_sum = oracle_sum = hits = chance = n = 0.0
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if not rec.get("rewards") or not rec.get("reward_prompts"):
+            continue
+        facts, clip = split_terms(rec["rewards"], rec["reward_prompts"])
+        f, c = facts.mean(0), clip.mean(0)  # a candidate's score: the mean over its views
+        if f.max() - f.min() < 1e-6:
+            continue
+        n += 1
+        clip_sum += contrast(np.argsort(-c, kind="stable"), f)
+        oracle_sum += contrast(np.argsort(-f, kind="stable"), f)
+        best = np.isclose(f, f.max())
+        hits += float(best[int(np.argmax(c))])
+        chance += float(best.mean())
+    return {"steps": int(n), "clip_contrast": clip_sum, "oracle_contrast": oracle_sum, "top1": hits, "chance": chance}
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not (Path(argv[0]) / "reward-sds").is_dir():
         print("usage: python benchmarks/oracle3d.py OUT   (OUT/reward-sds/*/log.jsonl of an oracle table)",
@@ -72,6 +120,8 @@ def main(argv: list[str]) -> int:
         return 2
     rows = [(d.name, spread(d / "log.jsonl")) for d in sorted((Path(argv[0]) / "reward-sds").iterdir())
             if (d / "log.jsonl").is_file()]
+    agree = {d.name: agreement(d / "log.jsonl") for d in sorted((Path(argv[0]) / "reward-sds").iterdir())
+             if (d / "log.jsonl").is_file()}
     for name, r in rows:
         print(f"{name:60s} reward steps {r['reward_steps']:4d}  candidates differ {r['differ']:.2f}  "
               f"mean spread {r['mean_spread']:.3f}")
@@ -83,6 +133,13 @@ def main(argv: list[str]) -> int:
         if sel:
             print(f"{label:12s} runs {len(sel):3d}  candidates differ {np.mean([r['differ'] for r in sel]):.2f}"
                   f"  mean spread {np.mean([r['mean_spread'] for r in sel]):.3f}")
+        a = [g for n, g in agree.items() if keep(objects[n]) and g["steps"]]
+        if a:
+            tot = {k: sum(g[k] for g in a) for k in a[0]}
+            print(f"{'':12s} 3D CLIP on the same candidates ({tot['steps']} steps whose facts differ): recovers "
+                  f"{tot['clip_contrast'] / tot['oracle_contrast']:+.2f} of the oracle's contrast; its best is "
+                  f"one of the oracle's best in {tot['top1'] / tot['steps']:.2f} "
+                  f"(chance {tot['chance'] / tot['steps']:.2f})")
     return 0
 
 

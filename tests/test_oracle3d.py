@@ -54,3 +54,28 @@ def test_spread_counts_steps_whose_candidates_differ_in_a_fact(tmp_path):
     assert abs(r["mean_spread"] - (0.002 / 2 + (1 / 6) / 4 / 2)) < 1e-6
     assert oracle3d.main([str(tmp_path)]) == 0
     assert oracle3d.main([str(tmp_path / "nothing")]) == 2
+
+
+def test_logged_scores_split_back_into_facts_and_clip_and_agreement_reads_the_ranking(tmp_path):
+    import json
+
+    import numpy as np
+
+    cap = "a red cube to the left of a blue sphere"
+    prompts = [f"{cap}, side view", f"{cap}, front view"]  # 5 facts asked from the side, 6 from the front
+    assert [oracle3d.facts_asked(p) for p in prompts] == [5, 6]
+    facts = np.array([[0.2, 0.4, 0.6, 1.0], [1 / 6, 0.5, 0.5, 5 / 6]])
+    clip = np.array([[12.0, 30.0, 45.5, 99.0], [3.0, 0.0, 60.0, 25.0]])
+    f, c = oracle3d.split_terms((facts + 0.001 * clip).tolist(), prompts)
+    assert np.allclose(f, facts) and np.allclose(c, clip, atol=1e-6)
+
+    def log(clip_order: np.ndarray) -> dict:
+        run = tmp_path / str(len(list(tmp_path.iterdir())))
+        run.mkdir()
+        rewards = facts + 0.001 * np.array([clip_order, clip_order])
+        (run / "log.jsonl").write_text(json.dumps({"rewards": rewards.tolist(), "reward_prompts": prompts}) + "\n")
+        return oracle3d.agreement(run / "log.jsonl")
+
+    same, reverse = log(np.array([10.0, 20.0, 30.0, 40.0])), log(np.array([40.0, 30.0, 20.0, 10.0]))
+    assert same["steps"] == 1 and same["clip_contrast"] == same["oracle_contrast"] > 0 and same["top1"] == 1
+    assert reverse["clip_contrast"] == -reverse["oracle_contrast"] and reverse["top1"] == 0
