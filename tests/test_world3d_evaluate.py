@@ -74,3 +74,12 @@ def test_missing_weights_exit_2_with_one_line_naming_the_trainers(tmp_path):
 def test_bad_option_exit_2(capsys):
     assert main(["--samples", "1", "--threads", "1"]) == 2
     assert "--samples" in capsys.readouterr().err
+
+
+def test_bad_device_exit_2_in_one_line(capsys):
+    from rewardsds.world3d import evaluate_mv
+
+    for command in (main, evaluate_mv.main):
+        assert command(["--device", "banana", "--threads", "1"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "banana" in err and "Traceback" not in err

@@ -61,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="which caption kinds the prior part samples (the gate is single's; a sweep of --cfg "
                         "or --steps on single alone takes a fifth of the time)")
     p.add_argument("--threads", default=None, help="CPU threads for torch: N or auto")
-    p.add_argument("--device", default="cpu", help="where the prior samples: cpu, cuda, cuda:N or mps (float16 on "
-                   "CUDA; the CLIP part, a few seconds, stays on the CPU)")
+    p.add_argument("--device", default="cpu", help="where the prior samples: auto, cpu, cuda, cuda:N or mps "
+                   "(float16 on CUDA; the CLIP part, a few seconds, stays on the CPU)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     p.add_argument("--strict", action="store_true", help="exit 1 when a gate is not met")
     return p.parse_args(argv)
@@ -90,13 +90,19 @@ def check(args: argparse.Namespace) -> str | None:
 
 
 def check_sampling(args: argparse.Namespace) -> str | None:
-    """The options every gate command takes (--steps, --cfg, --json): the first unusable one, or None."""
+    """The options every gate command takes (--steps, --cfg, --json, --device): the first unusable one, or None."""
     if not 1 <= args.steps <= 1000:
         return f"--steps must be between 1 and 1000, got {args.steps}"
     if not (math.isfinite(args.cfg) and args.cfg >= 0):
         return f"--cfg must be a finite number >= 0, got {args.cfg}"
     if args.json is not None and args.json.is_dir():
         return f"--json {str(args.json)!r} is a folder; give the name of a file to write"
+    from ..commands.common import UserError, pick_device
+
+    try:
+        pick_device(args.device)  # an unknown device, or CUDA where there is none, before any weights load
+    except UserError as e:
+        return str(e)
     return None
 
 
@@ -165,12 +171,13 @@ def eval_prior(args: argparse.Namespace) -> dict:
     """Sample the prior for each caption category, read every sample and the matching exact render."""
     import torch
 
+    from ..commands.common import pick_device
     from ..priors.diffusers_prior import DiffusersPrior
     from ..sampling import sample
     from .read import read_view
     from .render import render_views
 
-    prior = DiffusersPrior.from_pretrained(str(args.prior), device=args.device)
+    prior = DiffusersPrior.from_pretrained(str(args.prior), device=pick_device(args.device))
     size = prior.image_size
     from tqdm import tqdm
 

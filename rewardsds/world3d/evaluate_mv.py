@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16, help="samples per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seeds scenes, cameras and sampler noise")
     p.add_argument("--threads", default=None, help="CPU threads for torch: N or auto")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     p.add_argument("--strict", action="store_true", help="exit 1 when the gate is not met")
     return p.parse_args(argv)
@@ -91,11 +91,12 @@ def run(args: argparse.Namespace) -> dict:
     import torch
     from tqdm import tqdm
 
+    from ..commands.common import pick_device
     from ..priors.multiview import MultiViewPrior
     from .data import sample_view_sets
 
     t0 = time.time()
-    prior = MultiViewPrior.from_pretrained(args.prior, device=args.device)
+    prior = MultiViewPrior.from_pretrained(args.prior, device=pick_device(args.device))
     v, size = prior.views_per_sample, prior.image_size
     g = torch.Generator().manual_seed(args.seed)
     got = ref = 0.0
