@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -56,20 +57,27 @@ def facts_read_right(images, prompts):
                         dtype=torch.float32)
 
 
+def reward_steps(log: Path):
+    """The records of a run's log.jsonl that scored candidates (reward steps)."""
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("rewards"):
+            yield rec
+
+
 def spread(log: Path) -> dict:
     """Over one run's reward steps: the share where candidates differ in facts read, and the mean spread
     (best minus worst candidate, in facts-right share of a view, averaged over the views)."""
     gaps = []
-    for line in log.read_text().splitlines():
-        rec = json.loads(line)
-        if rec.get("rewards"):
-            per_candidate = np.asarray(rec["rewards"], dtype=np.float64).mean(0)  # [views, N] -> [N]
-            gaps.append(float(per_candidate.max() - per_candidate.min()))
+    for rec in reward_steps(log):
+        per_candidate = np.asarray(rec["rewards"], dtype=np.float64).mean(0)  # [views, N] -> [N]
+        gaps.append(float(per_candidate.max() - per_candidate.min()))
     gaps = np.asarray(gaps)
     return {"reward_steps": len(gaps), "differ": float((gaps > FACT_GAP).mean()) if len(gaps) else None,
             "mean_spread": float(gaps.mean()) if len(gaps) else None}
 
 
+@cache
 def facts_asked(prompt: str) -> int:
     """How many facts `read_view` asks of a caption seen from its suffix's view (any image: the facts asked
     depend on the caption and the view only)."""
@@ -96,9 +104,8 @@ def agreement(log: Path) -> dict:
     """Over one oracle run's reward steps whose candidates differ in facts: the sums of the contrast by
     CLIP's ranking and by the oracle's, and how often CLIP's best candidate is one of the oracle's best."""
     clip_sum = oracle_sum = hits = chance = n = 0.0
-    for line in log.read_text().splitlines():
-        rec = json.loads(line)
-        if not rec.get("rewards") or not rec.get("reward_prompts"):
+    for rec in reward_steps(log):
+        if not rec.get("reward_prompts"):
             continue
         facts, clip = split_terms(rec["rewards"], rec["reward_prompts"])
         f, c = facts.mean(0), clip.mean(0)  # a candidate's score: the mean over its views
@@ -118,10 +125,10 @@ def main(argv: list[str]) -> int:
         print("usage: python benchmarks/oracle3d.py OUT   (OUT/reward-sds/*/log.jsonl of an oracle table)",
               file=sys.stderr)
         return 2
-    rows = [(d.name, spread(d / "log.jsonl")) for d in sorted((Path(argv[0]) / "reward-sds").iterdir())
-            if (d / "log.jsonl").is_file()]
-    agree = {d.name: agreement(d / "log.jsonl") for d in sorted((Path(argv[0]) / "reward-sds").iterdir())
-             if (d / "log.jsonl").is_file()}
+    logs = {d.name: d / "log.jsonl" for d in sorted((Path(argv[0]) / "reward-sds").iterdir())
+            if (d / "log.jsonl").is_file()}
+    rows = [(name, spread(log)) for name, log in logs.items()]
+    agree = {name: agreement(log) for name, log in logs.items()}
     for name, r in rows:
         print(f"{name:60s} reward steps {r['reward_steps']:4d}  candidates differ {r['differ']:.2f}  "
               f"mean spread {r['mean_spread']:.3f}")
