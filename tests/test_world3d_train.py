@@ -262,3 +262,21 @@ def test_swap_pairs_add_relation_twins_seen_from_the_same_view_class():
         assert suffix_of(captions[dst]) == suffix_of(captions[i])
         assert holds(twin, twin) and not holds(src, twin)  # the source's caption is false of its twin
         assert images[dst].std() > 0.01
+
+
+def test_two_object_share_of_the_3d_batches_and_the_clip_option():
+    """--two-objects reaches the 3D data through the CLIP trainer's batches; the default mix draws as before."""
+    from rewardsds.world.train.clip import _batch as clip_batch
+    from rewardsds.world3d.train.clip import Clip3DTrainConfig
+
+    scenes = sample_batch(5, 300, image_size=4, supersample=1, two_objects=0.8)[2]
+    assert 0.72 < np.mean([len(s.objects) == 2 for s in scenes]) < 0.88
+    assert all(len(s.objects) == 1 for s in sample_batch(5, 40, image_size=4, supersample=1, two_objects=0.0)[2])
+    assert sample_batch(9, 6, image_size=4)[1] == sample_batch(9, 6, image_size=4, two_objects=None)[1]
+    tok = build_tokenizer()
+    cfg = Clip3DTrainConfig(batch=8, image_size=8, negatives=1, two_objects=1.0, out=Path("u"), work=Path("u"))
+    _, enc = clip_batch(cfg, tok, 0)
+    captions = tok.batch_decode(enc.input_ids[:8], skip_special_tokens=True)
+    assert all(len(parse_caption(c.replace(" , ", ", ")).objects) == 2 for c in captions)
+    with pytest.raises(ValueError, match="two_objects"):
+        Clip3DTrainConfig(two_objects=-0.1, out=Path("u"), work=Path("u"))

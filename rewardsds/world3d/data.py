@@ -36,13 +36,14 @@ def sample_views(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_batch(seed: int, batch: int, image_size: int = 32, split: str = "train", view_prompts: bool = True,
-                 supersample: int = 2) -> tuple[np.ndarray, list[str], list]:
+                 supersample: int = 2, two_objects: float | None = None) -> tuple[np.ndarray, list[str], list]:
     """A deterministic batch: images (B,3,H,W) float32 in [0,1], random-wording captions (view-suffixed
     when `view_prompts`), scenes (`world3d.scenes.Scene`).
 
     The view suffix is appended last, after the caption's own random wording, so the two variants
     draw the same scenes, views and wordings for one seed. `supersample` anti-aliases (2: 4 rays a pixel,
-    softer edges, as a volume render has)."""
+    softer edges, as a volume render has). ``two_objects``: the share of two-object scenes (None: half, drawn
+    as `sample_scene` draws them; the trainers' --two-objects)."""
     import torch
 
     from rewardsds.render.cameras import generate_rays, orbit_cameras
@@ -53,7 +54,10 @@ def sample_batch(seed: int, batch: int, image_size: int = 32, split: str = "trai
     if batch < 1 or image_size < 1 or supersample < 1:
         raise ValueError(f"batch, image_size and supersample must be >= 1, got {batch}, {image_size}, {supersample}")
     rng = random.Random(seed)
-    scenes = [sample_scene(rng, split=split) for _ in range(batch)]
+    if two_objects is None:
+        scenes = [sample_scene(rng, split=split) for _ in range(batch)]
+    else:
+        scenes = [sample_scene(rng, 2 if rng.random() < two_objects else 1, split) for _ in range(batch)]
     captions = [sc.caption(rng) for sc in scenes]
     az, el = sample_views(batch, seed)
     if view_prompts:

@@ -45,9 +45,14 @@ class ClipTrainConfig(common.TrainConfig):
     """fraction of the batch replaced by position-swapped twins of relational scenes"""
     init: Path | None = None
     """start from a saved world CLIP (a second, fine-tuning stage) instead of random weights"""
+    two_objects: float | None = None
+    """share of two-object scenes in the batches (default: the world's own mix, half). More of them in a
+    fine-tuning stage spends the steps on binding and relations, which a CLIP that already reads single
+    objects gets wrong; worlds whose data has no such knob refuse it"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        common.object_mix(self.two_objects, self.world.clip_data, self.world.family)
         if self.negatives < 1:
             raise ValueError(f"negatives must be at least 1, got {self.negatives}")
         if not (0 <= self.relation_focus <= 1 and 0 <= self.swap_pairs <= 1):
@@ -81,7 +86,8 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def _batch(cfg: ClipTrainConfig, tok, step: int):
     world = cfg.world
     seed = common.seed_for_step(cfg.seed, step)
-    images, captions, scenes = world.clip_data(seed, cfg.batch, cfg.image_size)
+    mix = common.object_mix(cfg.two_objects, world.clip_data, world.family)
+    images, captions, scenes = world.clip_data(seed, cfg.batch, cfg.image_size, **mix)
     rng = random.Random(seed + 7)
     if cfg.swap_pairs > 0:
         world.swap_pairs(images, captions, scenes, cfg.swap_pairs, rng, cfg.image_size)

@@ -13,6 +13,7 @@ and never reads a half-written file. A pickle ``checkpoint.pt`` left by an older
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import platform
@@ -154,6 +155,19 @@ class TrainConfig:
     @property
     def checkpoint(self) -> Path:
         return Path(self.work) / CHECKPOINT
+
+
+def object_mix(two_objects: float | None, data: Callable, family: str) -> dict:
+    """Keyword arguments that ask a world's data function (`WorldSpec.clip_data` / `prior_data`) for a share
+    of two-object scenes: {} for the world's own mix (None). A share outside [0, 1], or a world whose data
+    has no such knob, raises ValueError (a trainer's option check)."""
+    if two_objects is None:
+        return {}
+    if not (math.isfinite(two_objects) and 0 <= two_objects <= 1):
+        raise ValueError(f"two_objects must be in [0, 1], got {two_objects}")
+    if "two_objects" not in inspect.signature(data).parameters:
+        raise ValueError(f"--two-objects: the {family} world's data has no object-count mix")
+    return {"two_objects": two_objects}
 
 
 def setup(cfg: TrainConfig) -> None:

@@ -24,9 +24,7 @@ which sets their `Hooks`: its batches, the cameras as extra U-Net inputs, its co
 from __future__ import annotations
 
 import copy
-import inspect
 import json
-import math
 import shlex
 import sys
 import time
@@ -72,16 +70,12 @@ class PriorTrainConfig(common.TrainConfig):
     so the EMA averages over the same horizon as at the end of the first run."""
 
     two_objects: float | None = None
-    """share of two-object scenes in the batches (default: the world's own mix, half in 2D); more of
+    """share of two-object scenes in the batches (default: the world's own mix, half); more of
     them trains relations harder (a continued run with --init); worlds whose data has no such knob refuse it"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.two_objects is not None:
-            if not (math.isfinite(self.two_objects) and 0 <= self.two_objects <= 1):
-                raise ValueError(f"two_objects must be in [0, 1], got {self.two_objects}")
-            if "two_objects" not in inspect.signature(self.world.prior_data).parameters:
-                raise ValueError(f"--two-objects: the {self.world.family} world's data has no object-count mix")
+        common.object_mix(self.two_objects, self.world.prior_data, self.world.family)
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         if self.init is not None:
@@ -201,7 +195,7 @@ class _Encoder:
 def _batch(cfg: PriorTrainConfig, step: int):
     """Step `step`'s (x0 in [-1, 1], noise, t, captions with 10% dropped), a function of (seed, step) alone."""
     seed = common.seed_for_step(cfg.seed, step)
-    mix = {} if cfg.two_objects is None else {"two_objects": cfg.two_objects}
+    mix = common.object_mix(cfg.two_objects, cfg.world.prior_data, cfg.world.family)
     images, captions, _ = cfg.world.prior_data(seed, cfg.batch, cfg.image_size, **mix)
     g = torch.Generator().manual_seed(seed)
     drop = torch.rand(cfg.batch, generator=g) < cfg.uncond_prob
