@@ -2,10 +2,11 @@
 
     python benchmarks/world3d_clip_breakdown.py [--clip rewardsds/world3d/weights/clip] [--n 300]
 
-The same check as `python -m rewardsds.world3d.evaluate --parts clip` (fresh renders from one random view,
-view-suffixed captions, every hard negative with the same suffix; the true caption must beat them all),
-on the same scenes (seed 12345), counted per (relation or "single", view class), and for each miss the
-kind of negative that won: the inverted relation, the objects swapped, or an attribute edit.
+The same check as `python -m rewardsds.world3d.evaluate --parts clip` on the same scenes (seed 12345): fresh
+renders from one random view, captions as the CLIP reads them (view words, or the camera's frame for a CLIP
+trained on it), every hard negative in the same form, the true caption to beat them all. Counted per
+(relation or "single", view class), and for each miss the kind of negative that won: the inverted relation,
+the objects swapped, or an attribute edit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SEED = 12345
+"""the gate's scenes (`world3d.negatives.hard_negative_scores`' default seed)"""
 sys.path.insert(0, str(ROOT))
 
 
@@ -23,8 +26,11 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer, CLIPModel
 
+    from rewardsds.render.cameras import view_label
     from rewardsds.world3d import paths
+    from rewardsds.world3d.data import sample_views
     from rewardsds.world3d.negatives import hard_negative_scores
+    from rewardsds.world3d.paths import clip_captions
     from rewardsds.world3d.scenes import parse_caption
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,8 +40,10 @@ def main() -> None:
     torch.set_num_threads(1)
     model, tok = CLIPModel.from_pretrained(args.clip).eval(), AutoTokenizer.from_pretrained(args.clip)
     wins, total, misses = collections.Counter(), collections.Counter(), collections.Counter()
-    for sc, tail, texts, s in hard_negative_scores(model, tok, args.n):
-        key = (sc.relation or "single", tail.strip(", "))
+    camera = clip_captions(args.clip) == "camera-frame"  # as the gate captions for this CLIP
+    az, el = sample_views(args.n, SEED)  # the cameras of hard_negative_scores' renders, in order
+    for i, (sc, _, texts, s) in enumerate(hard_negative_scores(model, tok, args.n, seed=SEED, camera_frame=camera)):
+        key = (sc.relation or "single", f"{view_label(float(el[i]), float(az[i]))} view")
         total[key] += 1
         if s[0] > s[1:].max():
             wins[key] += 1

@@ -29,6 +29,7 @@ from .representations.gaussians import GaussianConfig
 from .sweep.checks import check_float, check_int
 from .world.scenes import BACKGROUND as WORLD_BACKGROUND
 from .world3d.paths import WORLD3D_FAMILY, WORLD3D_MV_FAMILY
+from .world3d.scenes import camera_caption
 
 WORLD3D_ELEVATION = (0.0, 60.0)
 """elevations (degrees) the 3D world prior was trained on (`world3d.render.ELEVATION_RANGE`, kept equal by a
@@ -95,6 +96,10 @@ class Gen3DConfig(CommonConfig):
     """append each view's suffix to the reward's prompts (reward-* methods) (default: as --view-dependent,
     except on the 3D world's multi-view prior: on, since its reward world3d-clip was trained on view-suffixed
     captions while the prior reads cameras instead of words)"""
+    reward_camera_frame: bool | None = None
+    """the reward reads each view's caption in its camera's frame (`world3d.scenes.camera_caption`: "left of"
+    as the image shows it, no view words) instead of view words (default: on when every world3d-clip of
+    --reward was trained on such captions, as its training record says; off for any other reward)"""
     opacity_reg: float = 0.0
     """weight of the mean opacity of the views as a penalty (discourages fog)"""
     decoder_lr_scale: float = 0.1
@@ -139,8 +144,23 @@ def resolve3d(cfg: Gen3DConfig) -> Gen3DConfig:
     if prior_family(cfg.prior) in (WORLD3D_FAMILY, WORLD3D_MV_FAMILY):
         fill["cameras"] = world3d_cameras(cfg.cameras)
     cfg = resolve(dataclasses.replace(cfg, **fill))
+    if cfg.reward_camera_frame is None:
+        cfg = dataclasses.replace(cfg, reward_camera_frame=reads_camera_frame(cfg.reward))
     check_gen3d(cfg)
     return cfg
+
+
+def reads_camera_frame(reward: str | None) -> bool:
+    """Whether a reward spec's 3D world CLIPs all read camera-frame captions (`world3d.paths.clip_captions`);
+    False when it has none. CLIPs that want different captions cannot share one prompt per view: ValueError."""
+    from .rewards.factory import world3d_clip_folders
+    from .world3d.paths import clip_captions
+
+    kinds = {clip_captions(f) for f in world3d_clip_folders(reward or "")}
+    if len(kinds) > 1:
+        raise ValueError(f"--reward {reward!r} mixes 3D world CLIPs trained on camera-frame captions and on "
+                         "view words: one prompt per view cannot suit both")
+    return kinds == {"camera-frame"}
 
 
 def prior_views(prior: str) -> int:
@@ -246,5 +266,6 @@ def view_config(cfg: Gen3DConfig) -> ViewConfig:
     return ViewConfig(views=cfg.views, cameras=cfg.cameras, resolutions=tuple(cfg.render_resolutions),
                       milestones=tuple(cfg.resolution_milestones), shading_prob=cfg.shading_prob,
                       view_dependent=cfg.view_dependent, reward_view_words=cfg.reward_view_words,
+                      reward_caption=camera_caption if cfg.reward_camera_frame else None,
                       opacity_reg=cfg.opacity_reg,
                       decoder_lr_scale=cfg.decoder_lr_scale)

@@ -280,3 +280,51 @@ def test_two_object_share_of_the_3d_batches_and_the_clip_option():
     assert all(len(parse_caption(c.replace(" , ", ", ")).objects) == 2 for c in captions)
     with pytest.raises(ValueError, match="two_objects"):
         Clip3DTrainConfig(two_objects=-0.1, out=Path("u"), work=Path("u"))
+
+
+def test_camera_frame_names_relations_as_the_render_shows_them():
+    """Seen from azimuth 90 the object in front stands on the image's left (rendered, not assumed)."""
+    from dataclasses import replace
+
+    from rewardsds.world3d.negatives import INVERSE_RELATION
+    from rewardsds.world3d.render import render
+    from rewardsds.world3d.scenes import Obj, Scene, camera_frame
+
+    sc = Scene((Obj("red", "sphere", "big", 0.0, 0.45), Obj("blue", "sphere", "big", 0.0, -0.45)), "in front of",
+               (False, False))
+    cols = np.arange(32)
+    for az, rel in {0: "in front of", 90: "left of", 180: "behind", 270: "right of"}.items():
+        img = render(sc, az, 20.0, 32).numpy()
+        red, blue = (img[0] > 0.5) & (img[2] < 0.3), (img[2] > 0.5) & (img[0] < 0.3)
+        red_x, blue_x = (red.sum(0) * cols).sum() / red.sum(), (blue.sum(0) * cols).sum() / blue.sum()
+        turned = camera_frame(sc, az)
+        assert turned.relation == rel
+        if rel in ("left of", "right of"):
+            assert (red_x < blue_x) == (rel == "left of")
+        else:  # the nearer sphere covers more pixels
+            assert (red.sum() > blue.sum()) == (rel == "in front of")
+        assert holds(turned, turned) and not holds(replace(turned, relation=INVERSE_RELATION[rel]), turned)
+    top, bottom = Obj("red", "cube", "small", 0.0, 0.0, 0.7), Obj("blue", "cube", "big")
+    for rel in ("on top of", "and"):
+        assert camera_frame(Scene((top, bottom), rel, (False, False)), 123.0).relation == rel
+
+
+def test_camera_frame_batches_follow_the_drawn_cameras():
+    """Camera-frame captions carry no suffix and render the scenes as drawn; from the front a floor-plan
+    relation keeps its word, from the back it is inverted."""
+    from rewardsds.world3d.data import sample_views
+    from rewardsds.world3d.negatives import INVERSE_RELATION
+
+    images, captions, scenes = sample_batch(11, 60, image_size=8, supersample=1, camera_frame=True)
+    plain_images, _, drawn = sample_batch(11, 60, image_size=8, supersample=1, view_prompts=False)
+    assert np.array_equal(images, plain_images)
+    assert not any(c.endswith(" view") for c in captions)
+    assert all(parse_caption(c).relation == sc.relation for c, sc in zip(captions, scenes) if len(sc.objects) == 2)
+    az, _ = sample_views(60, 11)
+    checked = 0
+    for a, sc, d in zip(az, scenes, drawn):
+        a = (float(a) + 180.0) % 360.0 - 180.0
+        if d.relation in INVERSE_RELATION and (abs(a) < 40 or abs(a) > 140):
+            assert sc.relation == (d.relation if abs(a) < 40 else INVERSE_RELATION[d.relation])
+            checked += 1
+    assert checked >= 3

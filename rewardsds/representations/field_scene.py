@@ -15,6 +15,7 @@ azimuths 360/V apart) and travel with the views (`Views.cameras`) into the prior
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,6 +96,9 @@ class ViewConfig:
     """the prior's prompts end with each view's suffix (", side view")"""
     reward_view_words: bool = False
     """the reward's prompts end with each view's suffix, whatever the prior's do (`Views.reward_prompts`)"""
+    reward_caption: Callable[[str, float], str] | None = None
+    """(prompt, the view camera's azimuth in degrees) -> the reward's prompt for that view, when the reward
+    reads each view in its camera's frame (`world3d.scenes.camera_caption`); it wins over `reward_view_words`"""
     opacity_reg: float = 0.0
     decoder_lr_scale: float = 0.1
     camera_set: int = 1
@@ -110,9 +114,12 @@ class ViewConfig:
 
 def view_texts(prompt: str, view: ViewConfig, cams: Cameras) -> tuple[list[str], list[str] | None]:
     """(the prior's prompt per view, the reward's where they differ, else None): each with the view's suffix
-    as `view.view_dependent` and `view.reward_view_words` say."""
+    as `view.view_dependent` and `view.reward_view_words` say, or the reward's in each camera's frame
+    (`view.reward_caption`)."""
     words = view_prompts(prompt, cams) if view.view_dependent or view.reward_view_words else None
     prompts = words if view.view_dependent else [prompt] * view.views
+    if view.reward_caption is not None:
+        return prompts, [view.reward_caption(prompt, a) for a in cams.azimuth.tolist()]
     return prompts, (words if view.reward_view_words and not view.view_dependent else None)
 
 

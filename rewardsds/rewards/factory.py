@@ -74,6 +74,15 @@ def local_weights(spec: str) -> list[Path]:
     return out
 
 
+def world3d_clip_folders(spec: str) -> list[Path]:
+    """The 3D world CLIP folders a spec scores with (its world3d-clip terms: @path, else the shipped one),
+    without loading anything; gen3d asks each how it wants its captions (`world3d.paths.clip_captions`)."""
+    from ..world3d import paths as paths3d
+
+    return [Path(arg.strip()).expanduser() if arg.strip() else paths3d.clip_dir()
+            for _, name, arg in _unweighted(spec) if name.strip().lower() == "world3d-clip"]
+
+
 def _unweighted(spec: str) -> list[tuple[str, str, str]]:
     """(term without its weight, name, path after "@" or "") for each term of a spec (ValueError if one is empty)."""
     out = []

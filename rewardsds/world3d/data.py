@@ -36,19 +36,23 @@ def sample_views(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_batch(seed: int, batch: int, image_size: int = 32, split: str = "train", view_prompts: bool = True,
-                 supersample: int = 2, two_objects: float | None = None) -> tuple[np.ndarray, list[str], list]:
+                 supersample: int = 2, two_objects: float | None = None,
+                 camera_frame: bool = False) -> tuple[np.ndarray, list[str], list]:
     """A deterministic batch: images (B,3,H,W) float32 in [0,1], random-wording captions (view-suffixed
     when `view_prompts`), scenes (`world3d.scenes.Scene`).
 
     The view suffix is appended last, after the caption's own random wording, so the two variants
     draw the same scenes, views and wordings for one seed. `supersample` anti-aliases (2: 4 rays a pixel,
     softer edges, as a volume render has). ``two_objects``: the share of two-object scenes (None: half, drawn
-    as `sample_scene` draws them; the trainers' --two-objects)."""
+    as `sample_scene` draws them; the trainers' --two-objects). ``camera_frame``: captions and the returned
+    scenes are those of `scenes.camera_frame` for each image's camera (relations as the screen shows them,
+    no view suffix; `view_prompts` is then ignored), while the images render the scenes as drawn."""
     import torch
 
     from rewardsds.render.cameras import generate_rays, orbit_cameras
 
     from .render import FOV, RADIUS, shade_rays
+    from .scenes import camera_frame as to_camera_frame
     from .scenes import sample_scene, view_suffix
 
     if batch < 1 or image_size < 1 or supersample < 1:
@@ -58,15 +62,18 @@ def sample_batch(seed: int, batch: int, image_size: int = 32, split: str = "trai
         scenes = [sample_scene(rng, split=split) for _ in range(batch)]
     else:
         scenes = [sample_scene(rng, 2 if rng.random() < two_objects else 1, split) for _ in range(batch)]
-    captions = [sc.caption(rng) for sc in scenes]
     az, el = sample_views(batch, seed)
-    if view_prompts:
+    drawn = scenes
+    if camera_frame:
+        scenes = [to_camera_frame(sc, float(a)) for sc, a in zip(drawn, az)]
+    captions = [sc.caption(rng) for sc in scenes]
+    if view_prompts and not camera_frame:
         captions = [c + view_suffix(float(a), float(e)) for c, a, e in zip(captions, az, el)]
     n = image_size * supersample
     with torch.no_grad():
         origins, dirs = generate_rays(orbit_cameras(torch.from_numpy(el), torch.from_numpy(az), RADIUS, FOV), n, n)
         rgb = torch.stack([shade_rays(sc, origins[b].reshape(-1, 3), dirs[b].reshape(-1, 3))
-                           for b, sc in enumerate(scenes)])
+                           for b, sc in enumerate(drawn)])
         images = rgb.view(batch, n, n, 3).permute(0, 3, 1, 2)
         if supersample > 1:
             images = torch.nn.functional.avg_pool2d(images, supersample)

@@ -14,7 +14,8 @@ NOT met with its figure:
     the renderer's own images of the same captions and views: the ceiling a perfect prior would reach
     under this reader;
 (b) CLIP: the true caption scores above every hard negative (`world3d.negatives`) on fresh renders from
-    random views, training pairs gated at `CLIP_GATE`, held-out pairs reported.
+    random views, training pairs gated at `CLIP_GATE`, held-out pairs reported; captions as the CLIP was
+    trained to read them (`paths.clip_captions`: view words, or the camera's frame).
 
 Weights come from `world3d.paths` unless --prior / --clip name other folders. Missing weights or a bad
 option end with one line on stderr naming the fix (exit code 2), as the `rewardsds` commands do. The
@@ -205,11 +206,13 @@ def eval_clip(args: argparse.Namespace) -> dict:
     from transformers import AutoTokenizer, CLIPModel
 
     from .negatives import hard_negative_accuracy
+    from .paths import clip_captions
 
     model = CLIPModel.from_pretrained(args.clip).eval()
     tok = AutoTokenizer.from_pretrained(args.clip)
     size = model.config.vision_config.image_size
-    return {s: hard_negative_accuracy(model, tok, n=args.clip_scenes, split=s, image_size=size)
+    camera = clip_captions(args.clip) == "camera-frame"  # captioned as this CLIP was trained, and as gen3d asks it
+    return {s: hard_negative_accuracy(model, tok, n=args.clip_scenes, split=s, image_size=size, camera_frame=camera)
             for s in ("train", "heldout")}
 
 

@@ -87,10 +87,13 @@ def all_hard_negatives(scene: Scene) -> list[str]:
     return [s.caption() for s in _edits(scene, random.Random(0))]
 
 
-def hard_negative_scores(model, tok, n: int = 300, split: str = "train", seed: int = 12345, image_size: int = 32):
+def hard_negative_scores(model, tok, n: int = 300, split: str = "train", seed: int = 12345, image_size: int = 32,
+                         camera_frame: bool = False):
     """Yield (scene, view suffix, texts, scores) for n fresh scenes, each rendered from one random view:
     texts[0] is the true caption with that view's suffix (as `gen3d` prompts the reward), texts[1:] every
-    hard negative with the same suffix, scores the CLIP's cosine similarities to the render."""
+    hard negative with the same suffix, scores the CLIP's cosine similarities to the render. With
+    `camera_frame`, captions are the camera's (`scenes.camera_frame`: no suffix, relations as the screen
+    shows them), and so are the scene yielded and its negatives."""
     import torch
     import torch.nn.functional as F
 
@@ -100,7 +103,8 @@ def hard_negative_scores(model, tok, n: int = 300, split: str = "train", seed: i
     from .data import sample_batch
 
     model.eval()
-    images, captions, scenes = sample_batch(seed, n, image_size, split=split, view_prompts=True)
+    images, captions, scenes = sample_batch(seed, n, image_size, split=split, view_prompts=not camera_frame,
+                                            camera_frame=camera_frame)
     with torch.no_grad():
         for img_np, sc, caption in zip(images, scenes, captions):
             tail = suffix_of(caption)
@@ -114,7 +118,8 @@ def hard_negative_scores(model, tok, n: int = 300, split: str = "train", seed: i
 
 
 def hard_negative_accuracy(model, tok, n: int = 300, split: str = "train", seed: int = 12345,
-                           image_size: int = 32) -> float:
+                           image_size: int = 32, camera_frame: bool = False) -> float:
     """How often a CLIP scores a render's true caption above every hard negative (`hard_negative_scores`)."""
-    wins = sum(int(s[0] > s[1:].max()) for *_, s in hard_negative_scores(model, tok, n, split, seed, image_size))
+    wins = sum(int(s[0] > s[1:].max())
+               for *_, s in hard_negative_scores(model, tok, n, split, seed, image_size, camera_frame))
     return wins / n

@@ -7,7 +7,9 @@ that says which command trains it, instead of a loader's bare "file not found".
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Literal
 
 from rewardsds.world import paths as _flat
 
@@ -43,6 +45,18 @@ def prior_dir() -> Path:
 def mvprior_dir() -> Path:
     """The 3D world multi-view prior (`WORLD3D_MV_FAMILY`), in the same folder layout as the prior."""
     return weights_dir() / "mvprior"
+
+
+def clip_captions(folder: Path) -> Literal["camera-frame", "view-words"]:
+    """How a 3D world CLIP folder wants its captions: "camera-frame" when its training record says it was
+    trained so (`world3d.train.clip --camera-frame`: relations as the view shows them, no view words), else
+    "view-words" (scene-frame captions with the view's suffix, as every 3D CLIP before it). Reads one small
+    JSON file, never the model."""
+    try:
+        record = json.loads((Path(folder) / "training_record.json").read_text())
+    except (OSError, ValueError):
+        return "view-words"
+    return "camera-frame" if str(record.get("config", {}).get("camera_frame")) == "True" else "view-words"
 
 
 def require(folder: Path, marker: str) -> Path:

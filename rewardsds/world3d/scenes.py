@@ -18,8 +18,9 @@ stay separable by colour alone.
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rewardsds.world import grammar
 from rewardsds.world.grammar import Parsed, StatedObject  # noqa: F401  (re-exported: one caption reading)
@@ -122,6 +123,52 @@ def suffix_of(caption: str) -> str:
     """The view suffix a caption ends with (", side view"), or "" when it has none."""
     view = view_of(caption)
     return f", {view} view" if view else ""
+
+
+HORIZONTAL = ("left of", "right of", "in front of", "behind")
+"""the relations that live on the floor plan, and so read differently from every side"""
+
+
+def camera_frame(scene: Scene, azimuth_deg: float) -> Scene:
+    """The scene as the orbit camera at `azimuth_deg` sees it: the floor plan turned about the vertical axis
+    so that this camera stands at azimuth 0, where the scene frame's words mean what the screen shows ("left
+    of": on the left of the image, "in front of": nearer the camera), and a floor-plan relation renamed for
+    the turned positions (the axis along which the two centres differ most, then its sign).
+
+    ``x' = x cos a - z sin a, z' = x sin a + z cos a`` (`render.cameras.orbit_eye`: the camera at azimuth a
+    stands at (sin a, ., cos a), so the turn by -a brings it to +z). Seen from the back, "left of" becomes
+    "right of"; from the side at a = 90, "in front of" becomes "left of". A stack or an unrelated pair
+    keeps its words. Near a diagonal view the rename is a coin toss between two axes, as the view is."""
+    a = math.radians(azimuth_deg)
+    c, s = math.cos(a), math.sin(a)
+    objects = tuple(replace(o, x=o.x * c - o.z * s, z=o.x * s + o.z * c) for o in scene.objects)
+    relation = scene.relation
+    if relation in HORIZONTAL:
+        first, second = objects
+        dx, dz = first.x - second.x, first.z - second.z
+        relation = ("left of" if dx < 0 else "right of") if abs(dx) >= abs(dz) else ("in front of" if dz > 0
+                                                                                     else "behind")
+    return replace(scene, objects=objects, relation=relation)
+
+
+_DIRECTION = {"left of": (-1.0, 0.0), "right of": (1.0, 0.0), "in front of": (0.0, 1.0), "behind": (0.0, -1.0)}
+"""where a floor-plan relation puts the first object from the second, (x, z) in the scene frame"""
+
+
+def camera_caption(prompt: str, azimuth_deg: float) -> str:
+    """A prompt as the camera at `azimuth_deg` sees it, for a CLIP trained on camera-frame captions
+    (`camera_frame`; gen3d's reward prompt per view): a two-object prompt with a floor-plan relation becomes
+    the world's canonical caption of its turned scene ("a red cube to the left of a blue sphere" seen from
+    the back: "a red cube to the right of a blue sphere"); any other prompt, a stack, a single object or text
+    outside the world's grammar, is the same from every side and comes back as written."""
+    parsed = grammar.parse(prompt, _OBJ_RE, _REL_KEYWORDS)
+    if parsed is None or parsed.relation not in _DIRECTION:
+        return prompt
+    dx, dz = _DIRECTION[parsed.relation]
+    objects = tuple(Obj(o.colour, o.shape, o.size or "big", sign * SEPARATION * dx, sign * SEPARATION * dz)
+                    for o, sign in zip(parsed.objects, (1.0, -1.0)))
+    scene = Scene(objects, parsed.relation, tuple(o.size is not None for o in parsed.objects))
+    return camera_frame(scene, azimuth_deg).caption()
 
 
 def vocabulary() -> list[str]:

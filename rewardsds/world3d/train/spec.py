@@ -9,6 +9,7 @@ caption's hard negatives keep its suffix (`WorldSpec.caption_suffix`), so they d
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from rewardsds.world.train.common import WorldSpec
@@ -25,3 +26,12 @@ WORLD3D = WorldSpec(
     swap_pairs=data.swap_pairs,
     caption_suffix=scenes.suffix_of,
 )
+
+WORLD3D_CAMERA = replace(
+    WORLD3D, clip_data=partial(data.sample_batch, view_prompts=False, camera_frame=True),
+    clip_accuracy=partial(negatives.hard_negative_accuracy, camera_frame=True), swap_pairs=None)
+"""The 3D world for a CLIP that reads camera-frame captions (`scenes.camera_frame`): each relation named as
+the image shows it ("left of" on the image's left, "in front of" nearer the camera), no view words. What the
+view suffix asked the CLIP to learn (turn a scene-frame relation by the view, and guess which side a
+", side view" shows) becomes exact geometry done for it: gen3d knows each view's camera. The prior keeps
+`WORLD3D`'s view-suffixed captions. Position-swapped twins are not drawn in this frame (--swap-pairs 0)."""
