@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+TINY_GEN3D = ["--steps", "2", "--n-noises", "2", "--views", "2", "--render-resolutions", "16", "--n-samples", "8",
+              "--grid.resolutions", "8", "16", "--grid.features", "2", "--grid.hidden", "8", "--video-resolution", "16",
+              "--video-frames", "2", "--mesh-resolution", "16", "--threads", "1", "--device", "cpu", "--no-progress"]
+"""gen3d's options for a 2-step run on tiny models: a field at 16 px, 2 views, 2 candidates (tests only)"""
+
 # torch is imported inside the builders: spawned sweep workers import this module for `redness` alone
 
 # Scheduler configs of the two prior kinds the tests build. SD: Stable Diffusion's scaled-linear betas;

@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from _builders import TINY_GEN3D
 
 from rewardsds.cli import main
 from rewardsds.config3d import Gen3DConfig, resolve3d
@@ -86,11 +87,8 @@ def test_a_camera_frame_clip_trains_gates_and_guides_gen3d(tiny3d, tmp_path, cap
         train(Clip3DTrainConfig(out=clip, work=tmp_path / "w2", camera_frame=True, swap_pairs=0.5, steps=1))
     assert evaluate(["--parts", "clip", "--clip", str(clip), "--prior", str(prior), "--clip-scenes", "3"]) == 0
     out = tmp_path / "run"
-    code = main(["gen3d", PROMPT, "--prior", str(prior), "--reward", f"world3d-clip@{clip}", "--steps", "2",
-                 "--n-noises", "2", "--views", "2", "--render-resolutions", "16", "--n-samples", "8",
-                 "--grid.resolutions", "8", "16", "--grid.features", "2", "--grid.hidden", "8",
-                 "--video-resolution", "16", "--video-frames", "2", "--mesh-resolution", "16", "--threads", "1",
-                 "--device", "cpu", "--out", str(out), "--no-progress"])
+    code = main(["gen3d", PROMPT, "--prior", str(prior), "--reward", f"world3d-clip@{clip}", "--out", str(out),
+                 *TINY_GEN3D])
     assert code == 0, capsys.readouterr().err
     assert json.loads((out / "config.json").read_text())["reward_camera_frame"] is True
     log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]

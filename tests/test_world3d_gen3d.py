@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from _builders import TINY_GEN3D
 
 from rewardsds.cli import main
 
@@ -139,11 +140,8 @@ def test_judge3d_reads_gaussians_by_their_summed_opacity():
 def test_gen3d_on_a_3d_prior_writes_judge3d(tiny3d, tmp_path, capsys):
     clip, prior = tiny3d
     out = tmp_path / "run"
-    code = main(["gen3d", PROMPT, "--prior", str(prior), "--reward", f"world3d-clip@{clip}", "--steps", "2",
-                 "--n-noises", "2", "--views", "2", "--render-resolutions", "16", "--n-samples", "8",
-                 "--grid.resolutions", "8", "16", "--grid.features", "2", "--grid.hidden", "8",
-                 "--video-resolution", "16", "--video-frames", "2", "--mesh-resolution", "16", "--threads", "1",
-                 "--device", "cpu", "--out", str(out), "--no-progress"])
+    code = main(["gen3d", PROMPT, "--prior", str(prior), "--reward", f"world3d-clip@{clip}", "--out", str(out),
+                 *TINY_GEN3D])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     verdict = summary["judge3d"]
