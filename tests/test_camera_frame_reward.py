@@ -84,7 +84,7 @@ def test_a_camera_frame_clip_trains_gates_and_guides_gen3d(tiny3d, tmp_path, cap
     train(Clip3DTrainConfig(out=clip, work=tmp_path / "work", camera_frame=True, steps=1, batch=8, image_size=16))
     assert clip_captions(clip) == "camera-frame"
     with pytest.raises(ValueError, match="position-swapped twins"):
-        train(Clip3DTrainConfig(out=clip, work=tmp_path / "w2", camera_frame=True, swap_pairs=0.5, steps=1))
+        Clip3DTrainConfig(out=clip, work=tmp_path / "w2", camera_frame=True, swap_pairs=0.5, steps=1)
     assert evaluate(["--parts", "clip", "--clip", str(clip), "--prior", str(prior), "--clip-scenes", "3"]) == 0
     out = tmp_path / "run"
     code = main(["gen3d", PROMPT, "--prior", str(prior), "--reward", f"world3d-clip@{clip}", "--out", str(out),

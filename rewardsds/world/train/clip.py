@@ -53,6 +53,9 @@ class ClipTrainConfig(common.TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         common.object_mix(self.two_objects, self.world.clip_data, self.world.family)
+        if self.swap_pairs > 0 and self.world.swap_pairs is None:
+            raise ValueError(f"--swap-pairs must be 0: {self.world.family} batches captioned as asked have no "
+                             "position-swapped twins")
         if self.negatives < 1:
             raise ValueError(f"negatives must be at least 1, got {self.negatives}")
         if not (0 <= self.relation_focus <= 1 and 0 <= self.swap_pairs <= 1):
@@ -116,8 +119,6 @@ def main(cfg: ClipTrainConfig) -> None:
     from transformers import CLIPModel
 
     world = cfg.world
-    if cfg.swap_pairs > 0 and world.swap_pairs is None:
-        raise ValueError(f"this world ({world.family}) has no position-swapped twins: --swap-pairs must be 0")
     common.setup(cfg)
     tok = world.build_tokenizer()
     model = (CLIPModel.from_pretrained(cfg.init) if cfg.init is not None
