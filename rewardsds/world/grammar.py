@@ -100,6 +100,14 @@ def parse(text: str, pattern: re.Pattern, keywords: Sequence[tuple[str, str]]) -
     return Parsed(objs, relation)
 
 
+def draw_scenes(sample_scene: Callable, rng, batch: int, split: str, two_objects: float | None) -> list:
+    """`batch` scenes from a world's ``sample_scene(rng, n_objects, split)``: its own 1-or-2 mix when
+    `two_objects` is None, else two objects with that probability (the trainers' --two-objects)."""
+    if two_objects is None:
+        return [sample_scene(rng, split=split) for _ in range(batch)]
+    return [sample_scene(rng, 2 if rng.random() < two_objects else 1, split) for _ in range(batch)]
+
+
 def caption_holds(stated, actual, relation: Callable) -> bool:
     """Whether the caption of scene `stated` is true of scene `actual`: some one-to-one matching of the
     stated objects to the actual ones agrees on colour, shape and (where stated) size, and

@@ -141,10 +141,7 @@ def sample_batch(
     """A deterministic batch: images (B,3,H,W) float32 in [0,1], random-wording captions, scenes.
     ``two_objects``: the share of two-object scenes (None: half, drawn as `sample_scene` draws them)."""
     rng = random.Random(seed)
-    if two_objects is None:
-        scenes = [sample_scene(rng, split=split) for _ in range(batch)]
-    else:
-        scenes = [sample_scene(rng, 2 if rng.random() < two_objects else 1, split) for _ in range(batch)]
+    scenes = grammar.draw_scenes(sample_scene, rng, batch, split, two_objects)
     captions = [sc.caption(rng) for sc in scenes]
     images = np.stack([render(sc, size).transpose(2, 0, 1) for sc in scenes])
     return images, captions, scenes

@@ -50,6 +50,7 @@ def sample_batch(seed: int, batch: int, image_size: int = 32, split: str = "trai
     import torch
 
     from rewardsds.render.cameras import generate_rays, orbit_cameras
+    from rewardsds.world import grammar
 
     from .render import FOV, RADIUS, shade_rays
     from .scenes import camera_frame as to_camera_frame
@@ -58,10 +59,7 @@ def sample_batch(seed: int, batch: int, image_size: int = 32, split: str = "trai
     if batch < 1 or image_size < 1 or supersample < 1:
         raise ValueError(f"batch, image_size and supersample must be >= 1, got {batch}, {image_size}, {supersample}")
     rng = random.Random(seed)
-    if two_objects is None:
-        scenes = [sample_scene(rng, split=split) for _ in range(batch)]
-    else:
-        scenes = [sample_scene(rng, 2 if rng.random() < two_objects else 1, split) for _ in range(batch)]
+    scenes = grammar.draw_scenes(sample_scene, rng, batch, split, two_objects)
     az, el = sample_views(batch, seed)
     drawn = scenes
     if camera_frame:
